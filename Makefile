@@ -1,0 +1,41 @@
+# The course's commands. Each one sets up the project-local environment (.venv) first;
+# the install is skipped when pyproject.toml has not changed since the last one.
+#   make course             set up, then open JupyterLab on notebooks/ (127.0.0.1)
+#   make test               set up, then run every unit test and every notebook
+#   make refresh-notebooks  re-execute notebooks in place (refuses uncommitted edits)
+#   make doctor             what this machine can run
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+EXTRAS ?= dev,rtx
+PORT   ?= 8888
+
+.PHONY: setup course test refresh-notebooks doctor lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the course into $(VENV) (first time: about 2-3 minutes) ..."
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m course_utils open --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest --require-all-runnable $(TEST_ARGS)
+
+refresh-notebooks: $(STAMP)
+	$(PY) -m course_utils.notebooks refresh $(NOTEBOOKS)
+
+doctor: $(STAMP)
+	$(PY) -m course_utils doctor
+
+lint: $(STAMP)
+	$(PY) -m ruff check course_utils tests
+
+clean:
+	rm -rf build models/*.onnx models/*.data models/*.plan models/*.png
