@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the course into $(VENV) (first time: about 2-3 minutes) ..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	@# JupyterLab's news prompt would try the internet; live demos must not.
+	@$(VENV)/bin/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1
 	@touch $(STAMP)
 
 course: $(STAMP)
@@ -29,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest --require-all-runnable $(TEST_ARGS)
 
 refresh-notebooks: $(STAMP)
-	$(PY) -m course_utils.notebooks refresh $(NOTEBOOKS)
+	$(PY) -m course_utils refresh $(NOTEBOOKS)
 
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor

@@ -1,4 +1,10 @@
-"""Command line: `python -m course_utils doctor [--json]` and `python -m course_utils open`."""
+"""Command line of the course.
+
+    python -m course_utils doctor [--json]    what this machine can run (make doctor)
+    python -m course_utils open [--port N]    JupyterLab on the notebooks (make course)
+    python -m course_utils refresh [NAMES]    re-execute notebooks in place (make refresh-notebooks)
+    python -m course_utils check [NAMES]      lesson shape and cleanliness of notebooks
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
         from .launch import main as open_main
 
         return open_main(argv)
-    print(f"unknown command {command!r}; use: doctor [--json] | open [--port N]", file=sys.stderr)
+    if command in ("refresh", "check"):
+        from .notebooks import main as notebooks_main
+
+        return notebooks_main([command, *argv])
+    print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | "
+          "refresh [NAMES] | check [NAMES]", file=sys.stderr)
     return 2
 
 

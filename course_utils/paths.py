@@ -14,7 +14,10 @@ from pathlib import Path
 
 from .errors import CourseError
 
-__all__ = ["repo_root", "notebooks_dir", "ensure_writable_dir", "models_dir", "model_path", "build_dir", "MODELS_DIR_ENV"]
+__all__ = [
+    "repo_root", "notebooks_dir", "ensure_writable_dir", "models_dir", "model_path", "build_dir",
+    "MODELS_DIR_ENV",
+]
 
 #: Environment variable that moves every generated model somewhere else (e.g. a scratch disk).
 MODELS_DIR_ENV = "COURSE_MODELS_DIR"
