@@ -165,8 +165,6 @@ def doctor() -> DoctorReport:
     Never raises on a missing or broken package; each problem comes with its fix.
     Taught in: 00_environment_check.
     """
-    from .notebooks import list_notebooks, notebook_requirements
-
     gpu = gpu_info()
     tensorrt = find_tensorrt(gpu.capability if gpu.available else None)
     found = capabilities(gpu, tensorrt)
@@ -180,6 +178,8 @@ def doctor() -> DoctorReport:
         problems.append(f"optional: {tensorrt.explanation}")
     notebooks: dict[str, list[str]] = {}
     try:
+        from .notebooks import list_notebooks, notebook_requirements
+
         for path in list_notebooks():
             notebooks[path.name] = sorted(set(notebook_requirements(path)) - found)
     except Exception as error:  # a damaged notebook file must not stop the report

@@ -12,15 +12,18 @@ Taught in: 00_environment_check (lanes and requirements); the rest is plumbing f
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from .errors import CourseError
 from .paths import notebooks_dir, repo_root
+
+if TYPE_CHECKING:
+    import nbformat
 
 __all__ = ["list_notebooks", "notebook_requirements", "check_structure"]
 
@@ -38,6 +41,8 @@ def list_notebooks(folder: Path | None = None) -> list[Path]:
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     """Read a notebook, with a clear error for a missing or damaged file."""
+    import nbformat
+
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"No notebook at {path}.")
@@ -57,7 +62,15 @@ def notebook_requirements(path: str | Path) -> list[str]:
     """
     from .environment import KNOWN_REQUIREMENTS
 
-    requires = list(read_notebook(path).metadata.get("course", {}).get("requires", []))
+    path = Path(path)
+    try:  # plain JSON, so the doctor works even where nbformat is missing
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError) as error:
+        raise CourseError(
+            f"{path} is not a readable notebook ({type(error).__name__}: {error}). "
+            "Restore it with `git checkout -- <file>`."
+        ) from None
+    requires = list(metadata.get("course", {}).get("requires", []))
     unknown = sorted(set(requires) - set(KNOWN_REQUIREMENTS))
     if unknown:
         raise CourseError(
@@ -69,6 +82,8 @@ def notebook_requirements(path: str | Path) -> list[str]:
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip editor state (timings, scroll/collapse flags, kernel version noise) in place."""
+    import nbformat
+
     nb.metadata = nbformat.from_dict(
         {key: nb.metadata[key] for key in _KEEP_NOTEBOOK_METADATA if key in nb.metadata}
     )
@@ -87,6 +102,8 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def is_clean(path: str | Path) -> bool:
     """True when the file on disk is exactly what `clean_notebook` would write."""
+    import nbformat
+
     text = Path(path).read_text(encoding="utf-8")
     cleaned = clean_notebook(nbformat.reads(text, as_version=4))
     return nbformat.writes(cleaned) + "\n" == text or nbformat.writes(cleaned) == text
@@ -183,6 +200,8 @@ def execute_notebook(path: Path, timeout_s: int = 600) -> nbformat.NotebookNode:
 
 def refresh(names: list[str] | None = None) -> int:
     """Re-execute notebooks in place (all runnable ones by default); refuse dirty ones."""
+    import nbformat
+
     from .environment import capabilities
 
     found = capabilities()

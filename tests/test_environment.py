@@ -88,3 +88,16 @@ def test_a_stage_with_a_missing_package_fails_clearly(monkeypatch) -> None:
     monkeypatch.setattr(cu, "_unavailable", {"netron_view": "netron is not installed"})
     with pytest.raises(cu.MissingDependencyError, match="netron is not installed"):
         cu.__getattr__("show_netron_nonexistent")
+
+
+def test_doctor_runs_in_a_bare_python_and_names_every_fix(tmp_path) -> None:
+    # -S hides site-packages: no torch, onnx, nbformat... exactly a fresh machine's Python.
+    completed = subprocess.run(
+        [sys.executable, "-S", "-m", "course_utils", "doctor"], cwd=tmp_path,
+        env={"PYTHONPATH": str(cu.repo_root()), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stdout + completed.stderr
+    assert "torch is missing" in completed.stdout and "pip install torch==2.14.1" in completed.stdout
+    assert "pip install tensorrt-cu13" in completed.stdout
