@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .errors import CourseError, MissingDependencyError
 
@@ -144,6 +145,7 @@ class ParseResult:
     flavour: str
     num_layers: int
     errors: list[str]
+    log: list[str] = field(default_factory=list)  # what TensorRT's logger said (kept, not printed)
 
     @property
     def ok(self) -> bool:
@@ -165,7 +167,7 @@ def parse_onnx(path: str | os.PathLike[str]) -> ParseResult:
     if not onnx_path.is_file():
         raise CourseError(f"No ONNX file at {onnx_path}. Export or build the model first.")
     trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.ERROR)
+    logger = _collecting_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # every network is strongly typed in TensorRT 11 / RTX
     parser = trt.OnnxParser(network, logger)
@@ -174,4 +176,20 @@ def parse_onnx(path: str | os.PathLike[str]) -> ParseResult:
     if not ok and not errors:
         errors = ["the parser returned False without an error message"]
     flavour = "tensorrt" if trt.__name__ == "tensorrt" else "tensorrt-rtx"
-    return ParseResult(onnx_path, flavour, network.num_layers if ok else 0, errors)
+    return ParseResult(onnx_path, flavour, network.num_layers if ok else 0, errors, logger.messages)
+
+
+def _collecting_logger(trt: ModuleType) -> Any:
+    """An `ILogger` that keeps TensorRT's messages instead of printing them to stderr,
+    so notebook outputs show the parser's errors once, through `ParseResult`."""
+
+    class CollectingLogger(trt.ILogger):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[str] = []
+
+        def log(self, severity: Any, message: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append(f"[{severity.name}] {message}")
+
+    return CollectingLogger()

@@ -1,0 +1,292 @@
+"""A careful timer for notebooks and benchmarks: warm-up, GPU sync, repeats, median and spread.
+
+Timing one call with `time.time()` lies in three ways: the first calls pay for lazy
+initialisation (warm-up fixes it), CUDA kernels run asynchronously (synchronising the
+device fixes it), and one sample hides the noise (repeats with a median and a spread fix
+it). `benchmark` does all three and returns a `BenchmarkResult` whose repr reads like
+"median 1.18 ms ± 0.05 (IQR), n=50"; `compare` puts several side by side with ratios and
+`autotune` picks the fastest of several correct implementations, as TensorRT does per layer.
+Taught in: 01_tensorrt_in_context (used by every notebook that times something).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CourseError
+
+__all__ = [
+    "BenchmarkResult", "benchmark", "Comparison", "compare", "TuningResult", "autotune",
+    "format_seconds",
+]
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration with a readable unit: '812 ns', '45.3 µs', '1.18 ms', '2.40 s'.
+
+    Taught in: 01_tensorrt_in_context.
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise CourseError(f"format_seconds needs a finite duration >= 0, got {seconds!r}.")
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Per-call times (seconds) of one benchmarked function, with robust summaries."""
+
+    name: str
+    times_s: tuple[float, ...]
+    number: int = 1  # calls averaged inside each sample
+    device: str = "cpu"
+
+    @property
+    def n(self) -> int:
+        return len(self.times_s)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def median_ms(self) -> float:
+        return self.median_s * 1e3
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.times_s)
+
+    @property
+    def std_s(self) -> float:
+        return statistics.stdev(self.times_s) if self.n > 1 else 0.0
+
+    @property
+    def quartiles_s(self) -> tuple[float, float]:
+        """First and third quartile (equal to the median for one sample)."""
+        if self.n < 2:
+            return (self.median_s, self.median_s)
+        q1, _, q3 = statistics.quantiles(self.times_s, n=4, method="inclusive")
+        return (q1, q3)
+
+    @property
+    def iqr_s(self) -> float:
+        q1, q3 = self.quartiles_s
+        return q3 - q1
+
+    def per_second(self, amount: float) -> float:
+        """`amount` (FLOPs, bytes, frames) divided by the median time: a rate."""
+        return amount / self.median_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers for JSON files (times in seconds)."""
+        return {
+            "name": self.name, "device": self.device, "n": self.n, "number": self.number,
+            "median_s": self.median_s, "iqr_s": self.iqr_s, "min_s": self.min_s,
+            "max_s": self.max_s, "std_s": self.std_s,
+        }
+
+    def __str__(self) -> str:
+        median = format_seconds(self.median_s)
+        unit = median.split()[1]
+        scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}[unit]
+        return f"median {median} ± {self.iqr_s / scale:.2g} (IQR), n={self.n}"
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {self}"
+
+
+def _is_cuda(value: Any) -> bool:
+    """True when `value` is (or holds) a CUDA tensor or names a CUDA device."""
+    if isinstance(value, (list, tuple)):
+        return any(_is_cuda(v) for v in value)
+    if isinstance(value, Mapping):
+        return any(_is_cuda(v) for v in value.values())
+    if isinstance(value, str):
+        return value.startswith("cuda")
+    if isinstance(getattr(value, "is_cuda", None), bool):  # a torch tensor or module output
+        return value.is_cuda
+    return type(value).__name__ == "device" and getattr(value, "type", None) == "cuda"
+
+
+def _synchronize() -> None:
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def benchmark(
+    fn: Callable[[], Any],
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    number: int = 1,
+    name: str | None = None,
+    device: Any = None,
+) -> BenchmarkResult:
+    """Time `fn()` properly: `warmup` untimed calls, then `repeats` samples of `number` calls.
+
+    The GPU is synchronised before and after each sample when `device` is CUDA (a string
+    like "cuda", a torch.device or a tensor) or when `fn` returns a CUDA tensor, because
+    CUDA kernels run asynchronously and the clock would otherwise stop too early.
+    Each sample is the mean of `number` calls (raise it for microsecond kernels).
+    Taught in: 01_tensorrt_in_context.
+    """
+    if not callable(fn):
+        raise CourseError(f"benchmark() needs a function to call, got {type(fn).__name__}. "
+                          "Wrap the work in a lambda: benchmark(lambda: model(x)).")
+    checks = (("repeats", repeats, 1), ("warmup", warmup, 0), ("number", number, 1))
+    for label, value, low in checks:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise CourseError(f"benchmark(): {label} must be an integer >= {low}, got {value!r}.")
+    sync = _is_cuda(device)
+    for _ in range(warmup):
+        sync = _is_cuda(fn()) or sync
+    if warmup == 0:  # still learn whether the work is on the GPU, from one untimed call
+        sync = _is_cuda(fn()) or sync
+    times = []
+    for _ in range(repeats):
+        if sync:
+            _synchronize()
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if sync:
+            _synchronize()
+        times.append((time.perf_counter() - start) / number)
+    label = name or getattr(fn, "__name__", "fn")
+    return BenchmarkResult(label, tuple(times), number, "cuda" if sync else "cpu")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several results side by side; ratios are each median over the baseline's median."""
+
+    results: tuple[BenchmarkResult, ...]
+    baseline: str
+
+    def ratio(self, name: str) -> float:
+        """How many times slower `name` is than the baseline (< 1 means faster)."""
+        return self[name].median_s / self[self.baseline].median_s
+
+    def speedup(self, name: str) -> float:
+        """How many times faster `name` is than the baseline."""
+        return 1.0 / self.ratio(name)
+
+    @property
+    def fastest(self) -> BenchmarkResult:
+        return min(self.results, key=lambda r: r.median_s)
+
+    def __getitem__(self, name: str) -> BenchmarkResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise CourseError(f"No result named {name!r}; have {[r.name for r in self.results]}.")
+
+    def table(self) -> str:
+        width = max(len(r.name) for r in self.results)
+        lines = [f"{'':{width}}  {'median':>10}  {'IQR':>9}  {'n':>4}  vs {self.baseline}"]
+        for r in self.results:
+            lines.append(
+                f"{r.name:{width}}  {format_seconds(r.median_s):>10}  "
+                f"{format_seconds(r.iqr_s):>9}  {r.n:>4}  {self.ratio(r.name):.2f}x"
+            )
+        return "\n".join(lines)
+
+    __str__ = table
+
+    def __repr__(self) -> str:
+        return self.table()
+
+
+def compare(results: Sequence[BenchmarkResult], baseline: str | None = None) -> Comparison:
+    """Put results side by side with ratios to `baseline` (default: the first result).
+
+    Taught in: 01_tensorrt_in_context.
+    """
+    results = tuple(results)
+    if not results or not all(isinstance(r, BenchmarkResult) for r in results):
+        raise CourseError("compare() needs a non-empty list of BenchmarkResult (from benchmark()).")
+    names = [r.name for r in results]
+    if len(set(names)) != len(names):
+        raise CourseError(
+            f"compare() needs distinct names, got {names}; pass name= to benchmark()."
+        )
+    baseline = baseline or names[0]
+    if baseline not in names:
+        raise CourseError(f"baseline {baseline!r} is not one of {names}.")
+    return Comparison(results, baseline)
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """What `autotune` measured: every candidate's timing and the winner."""
+
+    comparison: Comparison
+    winner: str
+    outputs_agree: bool = True
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"{self.comparison.table()}\nwinner: {self.winner}"
+
+
+def _max_abs_diff(a: Any, b: Any) -> float:
+    import numpy as np
+
+    def as_array(x: Any) -> Any:
+        return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+    a, b = as_array(a), as_array(b)
+    if a.shape != b.shape:
+        return math.inf
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+
+
+def autotune(
+    candidates: Mapping[str, Callable[[], Any]],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    number: int = 1,
+    atol: float | None = None,
+    device: Any = None,
+) -> TuningResult:
+    """Time every candidate implementation of the same operation and pick the fastest.
+
+    This is kernel auto-tuning in miniature: TensorRT does the same per layer at build time,
+    choosing among its "tactics". With `atol`, the candidates' outputs are first checked
+    against the first one (a wrong kernel must never win) and a `CourseError` is raised
+    when one differs by more than `atol`.
+    Taught in: 01_tensorrt_in_context.
+    """
+    if not candidates:
+        raise CourseError("autotune() needs at least one candidate {name: function}.")
+    diffs: dict[str, float] = {}
+    if atol is not None:
+        names = list(candidates)
+        reference = candidates[names[0]]()
+        for name in names[1:]:
+            diffs[name] = _max_abs_diff(reference, candidates[name]())
+            if not diffs[name] <= atol:
+                raise CourseError(
+                    f"candidate {name!r} differs from {names[0]!r} by {diffs[name]:.3g} "
+                    f"(> atol={atol}): a tactic must compute the same result to be eligible."
+                )
+    results = [
+        benchmark(fn, repeats=repeats, warmup=warmup, number=number, name=name, device=device)
+        for name, fn in candidates.items()
+    ]
+    comparison = compare(results)
+    return TuningResult(comparison, comparison.fastest.name, True, diffs)
