@@ -41,7 +41,10 @@ def free_port(start: int = 8888, attempts: int = 50) -> int:
 
 
 def jupyterlab_command(port: int, token: str) -> list[str]:
-    """The JupyterLab command line the course uses (127.0.0.1, no browser, no web checks)."""
+    """The JupyterLab command line the course uses (127.0.0.1, no browser, no web checks).
+
+    Plumbing: run by `make course`.
+    """
     command = [
         sys.executable, "-m", "jupyterlab",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",

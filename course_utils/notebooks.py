@@ -124,6 +124,7 @@ def check_structure(path: str | Path) -> list[str]:
     "Setup" followed by a code cell importing `course_utils as cu`; numbered steps;
     "Summary"; "Exercises" with a hidden worked solution and a self-check; a last code
     cell that asserts and prints one line.
+    Plumbing: used by tests/test_notebooks.py and `python -m course_utils check`.
     """
     nb = read_notebook(path)
     problems: list[str] = []
