@@ -15,7 +15,7 @@ function's docstring ends with the notebook that teaches it.
 | launch          | `python -m course_utils open`: JupyterLab on 127.0.0.1   |
 | fusion          | layer fusion math: fold BN, merge parallel convs (01)    |
 | quantization    | quantize / dequantize and error metrics (01, 09)         |
-| benchmark       | a careful timer: warm-up, sync, repeats, spread (01+)    |
+| timing          | cu.benchmark: warm-up, sync, repeats, spread (01+)       |
 | roofline        | arithmetic intensity and the roofline (01)               |
 | plots           | diagrams and figures (01+)                               |
 | export          | verify an ONNX export against PyTorch (02, 03)           |
@@ -39,7 +39,7 @@ __version__ = "0.1.0"
 
 _STAGES = (
     "paths", "environment", "trt", "notebooks", "browser", "launch",
-    "fusion", "quantization", "benchmark", "roofline", "plots",
+    "fusion", "quantization", "timing", "roofline", "plots",
     "export", "netron_view", "onnx_io", "onnx_inspect", "operators",
 )
 _unavailable: dict[str, str] = {}  # stage -> why it could not be imported

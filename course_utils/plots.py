@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .benchmark import BenchmarkResult
 from .errors import CourseError
 from .quantization import QuantParams
+from .timing import BenchmarkResult
 
 __all__ = [
     "plot_workflow", "plot_roofline", "plot_quantization", "plot_timings", "plot_frame_distance",

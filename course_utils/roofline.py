@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .benchmark import BenchmarkResult, benchmark
 from .errors import CourseError
+from .timing import BenchmarkResult, benchmark
 
 __all__ = [
     "OpCost", "conv2d_cost", "matmul_cost", "roofline_bound", "ridge_point",

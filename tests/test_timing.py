@@ -1,4 +1,4 @@
-"""Tests for course_utils.benchmark: the timer, comparisons, auto-tuning."""
+"""Tests for course_utils.timing: the timer, comparisons, auto-tuning."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import course_utils as cu
 
-bm = importlib.import_module("course_utils.benchmark")  # the module, not the function
+bm = importlib.import_module("course_utils.timing")  # the module, not the function
 
 
 def test_benchmark_counts_warmup_and_repeats() -> None:
