@@ -470,7 +470,7 @@ def compare_exports(
 
     Taught in: 02_pytorch_to_onnx.
     """
-    import onnx
+    from .onnx_io import load_model
 
     if not exports:
         raise CourseError("compare_exports() needs at least one {label: path} entry.")
@@ -482,11 +482,7 @@ def compare_exports(
     columns = []
     for label, raw in exports.items():
         path = _existing_onnx_file(raw)
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as error:
-            raise CourseError(f"{path.name} ({label}) is not a readable ONNX file: "
-                              f"{_first_line(error)}") from None
+        model = load_model(path, load_external_data=False)  # clear errors for bad files
         columns.append(_describe(model, path, messages.get(label)))
     rows = {key: [col[key] for col in columns] for key in columns[0]}
     return ExportComparison(labels=list(exports), rows=rows)

@@ -46,26 +46,16 @@ _NODE_TEXT = ("Array.from(document.querySelectorAll('#canvas .graph-node'))"
 def check_onnx_file(path: str | os.PathLike[str]) -> Path:
     """Return `path` as a Path if it is a readable ONNX model file; CourseError otherwise.
 
-    Only the graph is parsed (external weight files are not read), so it is quick.
+    Uses `cu.load_model` without the external weights, so it is quick and every kind of bad
+    file (missing, empty, truncated, not ONNX) gets the same specific message as in notebook 04.
     Taught in: 02_pytorch_to_onnx.
     """
-    import onnx
+    from .onnx_io import load_model
 
     if not isinstance(path, str | os.PathLike):
         raise CourseError(f"Pass the path of an .onnx file, got {type(path).__name__}.")
-    file = Path(path)
-    if not file.is_file():
-        raise CourseError(f"No ONNX file at {file}. Export the model first, e.g. "
-                          "torch.onnx.export(..., f=cu.model_path('name.onnx')).")
-    try:
-        model = onnx.load(str(file), load_external_data=False)
-    except Exception:
-        model = None
-    if model is None or model.ir_version <= 0 or not model.HasField("graph"):
-        raise CourseError(f"{file.name} is not an ONNX model (it does not parse as an ONNX "
-                          "ModelProto with a graph). Pass the .onnx file the exporter wrote, "
-                          "not its .onnx.data weights or another file.")
-    return file
+    load_model(path, load_external_data=False)
+    return Path(path)
 
 
 def _netron() -> Any:

@@ -31,7 +31,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -206,16 +205,9 @@ def _as_model(model: Any) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, str | os.PathLike):
-        path = Path(model)
-        if not path.is_file():
-            raise CourseError(f"No ONNX file at {path}. Run the export cell first.")
-        try:
-            return onnx.load(path, load_external_data=False)  # node lists need no weights
-        except Exception as error:
-            raise CourseError(
-                f"{path} is not a readable ONNX model ({type(error).__name__}). "
-                "Export it again; a crashed export can leave a truncated file."
-            ) from None
+        from .onnx_io import load_model
+
+        return load_model(model, load_external_data=False)  # node lists need no weights
     if hasattr(model, "model_proto"):  # torch.onnx.ONNXProgram
         return model.model_proto
     raise CourseError(

@@ -68,18 +68,22 @@ def test_check_onnx_file_accepts_a_model(model_file: Path) -> None:
     assert cu.check_onnx_file(str(model_file)) == model_file
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, this is text\n", b"\x00\x01\x02garbage\xff"])
-def test_check_onnx_file_rejects_non_onnx(tmp_path: Path, content: bytes) -> None:
+@pytest.mark.parametrize(("content", "said"), [
+    (b"", "model.onnx is empty"),
+    (b"hello, this is text\n", "model.onnx is not an ONNX model"),
+    (b"\x00\x01\x02garbage\xff", "model.onnx .* is not a readable ONNX protobuf"),
+])
+def test_check_onnx_file_rejects_non_onnx(tmp_path: Path, content: bytes, said: str) -> None:
     bad = tmp_path / "model.onnx"
     bad.write_bytes(content)
-    with pytest.raises(cu.CourseError, match="model.onnx is not an ONNX model"):
+    with pytest.raises(cu.CourseError, match=said):
         cu.check_onnx_file(bad)
 
 
 def test_check_onnx_file_missing_folder_and_wrong_type(tmp_path: Path) -> None:
     with pytest.raises(cu.CourseError, match="No ONNX file at .*missing.onnx"):
         cu.check_onnx_file(tmp_path / "missing.onnx")
-    with pytest.raises(cu.CourseError, match="No ONNX file at"):
+    with pytest.raises(cu.CourseError, match="is a folder, not an ONNX file"):
         cu.check_onnx_file(tmp_path)
     with pytest.raises(cu.CourseError, match="path of an .onnx file, got int"):
         cu.check_onnx_file(42)

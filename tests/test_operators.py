@@ -162,7 +162,7 @@ def test_op_types_bad_input(tmp_path) -> None:
         op_types(tmp_path / "missing.onnx")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\xff\xfe not protobuf")
-    with pytest.raises(cu.CourseError, match="not a readable ONNX model"):
+    with pytest.raises(cu.CourseError, match="not a readable ONNX protobuf"):
         op_types(broken)
     with pytest.raises(cu.CourseError, match="Expected an onnx.ModelProto.*got int"):
         op_types(42)
