@@ -112,8 +112,9 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and not report.skipped and ".ipynb" in report.nodeid:
-        _state["executed"].add(Path(report.nodeid.split("::")[0]).name)
+    file = report.nodeid.split("::")[0]
+    if report.when == "call" and not report.skipped and file.endswith(".ipynb"):
+        _state["executed"].add(Path(file).name)
 
 
 def _problems(session: pytest.Session) -> list[str]:
@@ -155,6 +156,8 @@ def _problems(session: pytest.Session) -> list[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems = _problems(session)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
     if _state["collected"] and reporter is not None:
         ran = len(_state["executed"])
         reporter.write_line(
