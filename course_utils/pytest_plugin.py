@@ -157,7 +157,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems = _problems(session)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write_line("")  # pytest has not ended its progress line yet
     if _state["collected"] and reporter is not None:
         ran = len(_state["executed"])
         reporter.write_line(
