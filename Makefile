@@ -7,8 +7,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,rtx
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT   ?= 8888
 
 .PHONY: setup course test refresh-notebooks doctor lint clean
@@ -22,6 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	@# JupyterLab's news prompt would try the internet; live demos must not.
 	@$(VENV)/bin/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1
+	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 course: $(STAMP)
@@ -39,5 +41,6 @@ doctor: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check course_utils tests
 
-clean:
-	rm -rf build models/*.onnx models/*.data models/*.plan models/*.png
+clean:  # everything the notebooks and tests generated; models/README.md stays
+	rm -rf build
+	find models -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -47,10 +47,10 @@ _unavailable: dict[str, str] = {}  # stage -> why it could not be imported
 for _stage in _STAGES:
     try:
         _module = importlib.import_module(f".{_stage}", __name__)
-    except ModuleNotFoundError as _error:
-        if _error.name and _error.name.startswith(f"{__name__}.{_stage}"):
+    except ImportError as _error:  # a missing package, or one whose binary will not load
+        if isinstance(_error, ModuleNotFoundError) and (_error.name or "").startswith(f"{__name__}.{_stage}"):
             continue  # that stage is not written yet
-        _unavailable[_stage] = f"{_error.name} is not installed (pip install -e . installs it)"
+        _unavailable[_stage] = f"{_error} (pip install -e . installs the course's packages)"
         continue
     globals()[_stage] = _module
     for _name in getattr(_module, "__all__", ()):
@@ -60,13 +60,11 @@ del _stage
 
 
 def __getattr__(name: str) -> Any:
-    if _unavailable:
-        reasons = "; ".join(f"course_utils.{s}: {why}" for s, why in _unavailable.items())
-        raise MissingDependencyError(
-            f"course_utils.{name}", "pip install -e .   (from the course folder)",
-            needed_for=f"this helper; unavailable stages: {reasons}",
-        )
-    raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
+    message = f"module 'course_utils' has no attribute {name!r}"
+    if _unavailable:  # the name may belong to a stage that could not be imported
+        reasons = "; ".join(f"course_utils.{stage}: {why}" for stage, why in _unavailable.items())
+        message += f". Some stages could not be imported, so their helpers are missing: {reasons}"
+    raise AttributeError(message)
 
 
 __all__ = ["CaughtError", "CourseError", "MissingDependencyError", "expect_error", "__version__"]

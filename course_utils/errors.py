@@ -8,10 +8,12 @@ Taught in: 00_environment_check.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["CourseError", "MissingDependencyError", "CaughtError", "expect_error"]
 
@@ -62,7 +64,9 @@ def expect_error(
                 f"expected an error matching {match!r}, got {type(error).__name__}: {error}"
             ) from error
         caught.error = error
-        lines = str(error).strip().splitlines() or [""]
+        # The lesson is the message, not where this checkout lives: show repo paths relative.
+        root = str(Path(__file__).resolve().parent.parent) + os.sep
+        lines = str(error).replace(root, "").strip().splitlines() or [""]
         shown = "\n    ".join(lines[:show_lines]) + ("\n    ..." if len(lines) > show_lines else "")
         print(f"Expected error -> {type(error).__name__}: {shown}")
         return

@@ -21,7 +21,9 @@ from typing import Any
 
 from .errors import CourseError, MissingDependencyError
 
-__all__ = ["TensorRTInfo", "find_tensorrt", "import_tensorrt", "ParseResult", "parse_onnx"]
+__all__ = [
+    "TensorRTInfo", "find_tensorrt", "import_tensorrt", "missing_tensorrt_error", "ParseResult", "parse_onnx",
+]
 
 INSTALL_TENSORRT = "pip install tensorrt-cu13   # TensorRT 11 for CUDA 13 (NVIDIA GPU, driver r580+)"
 INSTALL_TENSORRT_RTX = (
@@ -130,7 +132,15 @@ def import_tensorrt() -> ModuleType:
         module, _problem = _try_import(name)
         if module is not None:
             return module
-    raise MissingDependencyError(
+    raise missing_tensorrt_error()
+
+
+def missing_tensorrt_error() -> MissingDependencyError:
+    """The error every TensorRT cell of the course raises when no TensorRT flavour is installed.
+
+    Taught in: 00_environment_check.
+    """
+    return MissingDependencyError(
         "TensorRT",
         f"{INSTALL_TENSORRT}\n  or, to parse and build without a GPU:\n    {INSTALL_TENSORRT_RTX}",
         needed_for="parsing ONNX into a TensorRT network and building engines",

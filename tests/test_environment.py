@@ -85,9 +85,12 @@ def test_unknown_command_is_refused() -> None:
 
 
 def test_a_stage_with_a_missing_package_fails_clearly(monkeypatch) -> None:
-    monkeypatch.setattr(cu, "_unavailable", {"netron_view": "netron is not installed"})
-    with pytest.raises(cu.MissingDependencyError, match="netron is not installed"):
-        cu.__getattr__("show_netron_nonexistent")
+    monkeypatch.setattr(cu, "_unavailable", {"netron_view": "No module named 'netron'"})
+    with pytest.raises(AttributeError, match="no attribute 'render_netron_pngx'.*No module named 'netron'"):
+        cu.__getattr__("render_netron_pngx")
+    monkeypatch.setattr(cu, "_unavailable", {})
+    with pytest.raises(AttributeError, match="no attribute 'typo'$"):
+        cu.__getattr__("typo")
 
 
 def test_doctor_runs_in_a_bare_python_and_names_every_fix(tmp_path) -> None:
