@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import nbformat
@@ -104,3 +105,20 @@ def test_refresh_refuses_a_notebook_with_uncommitted_edits(tmp_path, monkeypatch
     before = notebook.read_text()
     assert cu.notebooks.refresh(["00_a.ipynb"]) == 1
     assert notebook.read_text() == before
+
+
+# An absolute path into the repository's generated folders, e.g. /home/me/course/models/x.onnx.
+_ABSOLUTE_REPO_PATH = re.compile(r"(?<![\w.<>])/(?:[\w.-]+/)+(?:models|build|notebooks)/")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_read_well_on_the_web(path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            where = f"{path.name} cell {index}"
+            assert "\x1b[" not in text, f"{where}: ANSI escape codes in a committed output"
+            assert str(cu.repo_root()) not in text, f"{where}: shows this machine's repository path"
+            found = _ABSOLUTE_REPO_PATH.search(text)
+            assert not found, f"{where}: absolute path {found.group(0)!r}; print it relative to the repo"
