@@ -16,6 +16,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import onnx
 from onnx import AttributeProto, TensorProto, external_data_helper
@@ -37,7 +38,8 @@ __all__ = [
     "initializers_table",
 ]
 
-ModelLike = onnx.ModelProto | str | os.PathLike[str]
+# A ModelProto, an .onnx path, or a torch.onnx.ONNXProgram (anything with .model_proto).
+ModelLike = onnx.ModelProto | str | os.PathLike[str] | Any
 Dim = int | str | None  # a fixed size, a symbolic name ('batch'), or unknown
 
 DEFAULT_DOMAIN = "ai.onnx"
@@ -299,21 +301,29 @@ class ModelSummary:
 
 
 def _as_model(model_or_path: ModelLike, load_external_data: bool = False) -> onnx.ModelProto:
+    """Accept a ModelProto, an .onnx path, or the ONNXProgram that dynamo=True returns."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     if isinstance(model_or_path, str | os.PathLike):
         return load_model(model_or_path, load_external_data=load_external_data)
+    # torch.onnx.export(..., dynamo=True) returns an ONNXProgram; its .model_proto is the
+    # ModelProto that .save() would write, so learners need not save it first to look at it.
+    proto = getattr(model_or_path, "model_proto", None)
+    if isinstance(proto, onnx.ModelProto):
+        return proto
     raise CourseError(
-        "Expected an onnx.ModelProto or the path of an .onnx file, got "
-        f"{type(model_or_path).__name__}."
+        "Expected an onnx.ModelProto or the path of an .onnx file (or the ONNXProgram that "
+        f"torch.onnx.export(..., dynamo=True) returns), got {type(model_or_path).__name__}."
     )
 
 
 def summarize_model(model_or_path: ModelLike) -> ModelSummary:
     """One-glance facts of a model (or .onnx path): opsets, I/O, op counts, parameters.
 
-    Reads only the graph from a path (external weights stay on disk), so it is fast for
-    large models. Taught in: 04_onnx_protobuf_anatomy (used from 02 on).
+    Accepts a ModelProto, an .onnx path, or the ONNXProgram that
+    `torch.onnx.export(..., dynamo=True)` returns. Reads only the graph from a path
+    (external weights stay on disk), so it is fast for large models.
+    Taught in: 04_onnx_protobuf_anatomy (used from 02 on).
     """
     model = _as_model(model_or_path)
     graph = model.graph
@@ -464,6 +474,7 @@ def format_model(
 ) -> str:
     """The whole model as readable text: header, opsets, I/O, nodes, initializers, totals.
 
+    Takes what `summarize_model` takes (ModelProto, .onnx path or dynamo ONNXProgram).
     Long lists stop after `max_nodes` / `max_initializers` entries with "... N more"
     (None shows everything). Taught in: 04_onnx_protobuf_anatomy.
     """

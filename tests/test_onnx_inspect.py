@@ -97,6 +97,38 @@ def test_summarize_bad_input(tmp_path: Path) -> None:
         summarize_model(tmp_path / "missing.onnx")
 
 
+class _FakeProgram:
+    """Stands in for torch.onnx.ONNXProgram: all the inspectors need is .model_proto."""
+
+    def __init__(self, proto: object) -> None:
+        self.model_proto = proto
+
+
+def test_inspectors_accept_an_onnx_program(capsys: pytest.CaptureFixture[str]) -> None:
+    program = _FakeProgram(convnet())
+    assert summarize_model(program) == summarize_model(convnet())
+    assert format_model(program) == format_model(convnet())
+    print_model(program, max_nodes=1)
+    assert "... 5 more nodes" in capsys.readouterr().out
+    assert len(nodes_table(program)) == 6 and len(initializers_table(program)) == 8
+    with pytest.raises(cu.CourseError, match=r"Expected an onnx.ModelProto or the path.*"
+                       r"ONNXProgram.*got _FakeProgram"):
+        summarize_model(_FakeProgram("not a proto"))
+
+
+def test_summarize_real_dynamo_export() -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    program = torch.onnx.export(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),),
+                                dynamo=True, verbose=False)
+    assert isinstance(program, torch.onnx.ONNXProgram)
+    summary = summarize_model(program)
+    assert summary.num_parameters == 4 * 2 + 2 and summary.num_initializers == 2
+    assert summary.inputs[0].dtype == "float32" and summary.outputs[0].dtype == "float32"
+    assert "Gemm" in summary.op_counts or "MatMul" in summary.op_counts
+    assert "Totals: " in format_model(program)
+
+
 def test_dtype_names_cover_every_type() -> None:
     assert dtype_name(TensorProto.FLOAT) == "float32"
     assert dtype_name(TensorProto.DOUBLE) == "float64"

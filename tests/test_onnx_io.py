@@ -65,6 +65,7 @@ def tiny_model(initializers: list[TensorProto] | None = None) -> onnx.ModelProto
 
 
 def save_external(model: onnx.ModelProto, path: Path, location: str = "tiny.onnx.data") -> Path:
+    (path.parent / location).unlink(missing_ok=True)  # save_model appends to an existing file
     onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location=location, size_threshold=0)
     return path
