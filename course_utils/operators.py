@@ -337,7 +337,8 @@ def capture_native_output() -> Iterator[NativeOutput]:
     """Capture what C/C++ code writes to file descriptors 1 and 2 during the block.
 
     Writes that bypass `sys.stdout` (the legacy exporter's "Torch IR graph at exception"
-    dump and its C++ warnings, TensorRT's logger) are collected into the returned
+    dump and its C++ warnings, a default `trt.Logger`; `cu.parse_onnx` collects TensorRT's
+    messages itself, in `ParseResult.log`) are collected into the returned
     `NativeOutput`, whose `.text` is filled when the block ends (also when it raises). In
     Jupyter, Python-level prints (`print`, `cu.expect_error`) go through the kernel and still
     show as usual; in a terminal `sys.stdout` is file descriptor 1, so they are captured too.
