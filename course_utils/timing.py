@@ -4,8 +4,9 @@ Timing one call with `time.time()` lies in three ways: the first calls pay for l
 initialisation (warm-up fixes it), CUDA kernels run asynchronously (synchronising the
 device fixes it), and one sample hides the noise (repeats with a median and a spread fix
 it). `benchmark` does all three and returns a `BenchmarkResult` whose repr reads like
-"median 1.18 ms ± 0.05 (IQR), n=50"; `compare` puts several side by side with ratios and
-`autotune` picks the fastest of several correct implementations, as TensorRT does per layer.
+"median 1.18 ms ± 0.05 (IQR), n=50"; `compare` puts several side by side (time relative to
+a baseline, and speed-up over it) and `autotune` picks the fastest of several correct
+implementations, as TensorRT does per layer.
 Taught in: 01_tensorrt_in_context (used by every notebook that times something).
 """
 
@@ -171,7 +172,12 @@ def benchmark(
 
 @dataclass(frozen=True)
 class Comparison:
-    """Several results side by side; ratios are each median over the baseline's median."""
+    """Several results side by side, each against the baseline in two directions.
+
+    `ratio` (column "time vs <baseline>") is this median over the baseline's: below 1 means
+    faster. `speedup` (column "speed-up") is the baseline's median over this one: above 1
+    means faster.
+    """
 
     results: tuple[BenchmarkResult, ...]
     baseline: str
@@ -195,12 +201,22 @@ class Comparison:
         raise CourseError(f"No result named {name!r}; have {[r.name for r in self.results]}.")
 
     def table(self) -> str:
+        """One row per result: median, IQR, n, time relative to the baseline and speed-up.
+
+        "time vs <baseline>" is this median over the baseline's (0.80x: takes 80 % of the
+        time); "speed-up" is the inverse, baseline over this (1.25x: runs 1.25 times as fast).
+        Taught in: 01_tensorrt_in_context.
+        """
         width = max(len(r.name) for r in self.results)
-        lines = [f"{'':{width}}  {'median':>10}  {'IQR':>9}  {'n':>4}  vs {self.baseline}"]
+        time_header = f"time vs {self.baseline}"
+        lines = [f"{'':{width}}  {'median':>10}  {'IQR':>9}  {'n':>4}  "
+                 f"{time_header:>{len(time_header)}}  {'speed-up':>8}"]
         for r in self.results:
+            time_ratio = f"{self.ratio(r.name):.2f}x"
             lines.append(
                 f"{r.name:{width}}  {format_seconds(r.median_s):>10}  "
-                f"{format_seconds(r.iqr_s):>9}  {r.n:>4}  {self.ratio(r.name):.2f}x"
+                f"{format_seconds(r.iqr_s):>9}  {r.n:>4}  {time_ratio:>{len(time_header)}}  "
+                f"{self.speedup(r.name):>7.2f}x"
             )
         return "\n".join(lines)
 
@@ -211,7 +227,7 @@ class Comparison:
 
 
 def compare(results: Sequence[BenchmarkResult], baseline: str | None = None) -> Comparison:
-    """Put results side by side with ratios to `baseline` (default: the first result).
+    """Put results side by side: time vs `baseline` (default: the first result) and speed-up.
 
     Taught in: 01_tensorrt_in_context.
     """

@@ -66,6 +66,10 @@ def test_compare_table_and_ratios() -> None:
     assert table.ratio("fast") == pytest.approx(0.5) and table.speedup("fast") == pytest.approx(2)
     assert table.fastest.name == "fast"
     assert "vs slow" in str(table) and "0.50x" in repr(table)
+    header, slow_row, fast_row = str(table).splitlines()
+    assert "time vs slow" in header and header.rstrip().endswith("speed-up")
+    assert slow_row.split()[-2:] == ["1.00x", "1.00x"]
+    assert fast_row.split()[-2:] == ["0.50x", "2.00x"]  # half the time = twice the speed
     assert cu.compare([slow, fast], baseline="fast").ratio("slow") == pytest.approx(2)
 
 
