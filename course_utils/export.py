@@ -55,6 +55,10 @@ _ORT_TYPES: dict[str, np.dtype] = {
     "tensor(bool)": np.dtype(np.bool_),
 }
 
+# verify_onnx_export's absolute tolerance when none is given; it is capped per output at
+# rtol * max|reference| so that outputs of tiny size are compared to their own size.
+DEFAULT_ATOL = 1e-4
+
 
 # --------------------------------------------------------------------------- messages
 @dataclass
@@ -149,6 +153,7 @@ class OutputCheck:
     max_abs_error: float
     max_rel_error: float
     ok: bool
+    atol: float | None = None  # the absolute tolerance applied to this output
 
 
 @dataclass
@@ -194,7 +199,10 @@ class VerificationResult:
 
     def __str__(self) -> str:
         verdict = "matches PyTorch" if self.ok else "DIFFERS from PyTorch"
-        return (f"{self.model}: {verdict} (atol={self.atol:g}, rtol={self.rtol:g}; "
+        capped = [c for c in self.checks if c.atol is not None and c.atol < self.atol]
+        note = (f", capped at rtol*max|ref| = {min(c.atol for c in capped):.2g} for tiny outputs"
+                if capped else "")
+        return (f"{self.model}: {verdict} (atol={self.atol:g}{note}, rtol={self.rtol:g}; "
                 f"{len(self.checks)} output check(s))\n{self.table()}")
 
     __repr__ = __str__
@@ -207,7 +215,7 @@ def verify_onnx_export(
     *,
     inputs: Mapping[str, np.ndarray] | None = None,
     dims: Mapping[str, int] | None = None,
-    atol: float = 1e-4,
+    atol: float | None = None,
     rtol: float = 1e-3,
     seed: int = 0,
     raise_on_mismatch: bool = True,
@@ -218,8 +226,12 @@ def verify_onnx_export(
     every symbolic dimension (`batch`, `s0`, ...) is filled with each value of
     `batch_sizes` in turn, unless `dims` names its value. Pass `inputs` to use your own
     arrays instead (one run). The module gets the inputs positionally, in the ONNX order.
-    An output passes when |onnx - torch| <= atol + rtol * |torch| everywhere; `max_rel_error`
-    is max|onnx - torch| / max|torch|. A mismatch raises `CourseError` naming the output
+    An output passes when |onnx - torch| <= atol + rtol * |torch| everywhere. The default
+    (`atol=None`) is scale-aware: atol = min(1e-4, rtol * max|torch|) per output (1e-4 when
+    the reference is exactly zero). Without that cap, an output whose values are all tiny (a
+    random-weight network can output 1e-14) would "match" an ONNX file that outputs zeros,
+    because every difference would be below 1e-4. An explicit `atol=` is used as given. `max_rel_error` is
+    max|onnx - torch| / max|torch|. A mismatch raises `CourseError` naming the output
     (pass `raise_on_mismatch=False` to get the result instead).
     Taught in: 02_pytorch_to_onnx (and 03_what_export_does).
     """
@@ -251,7 +263,7 @@ def verify_onnx_export(
     result = VerificationResult(
         model=path.name, checks=checks,
         input_shapes={b: {k: tuple(v.shape) for k, v in feed.items()} for b, feed in runs.items()},
-        atol=atol, rtol=rtol,
+        atol=DEFAULT_ATOL if atol is None else atol, rtol=rtol,
     )
     if raise_on_mismatch and not result.ok:
         raise CourseError(_mismatch_message(result, module))
@@ -388,7 +400,7 @@ def _flatten_outputs(result: Any, torch: Any) -> list[Any]:
 
 def _compare(
     name: str, batch: int | None, got: np.ndarray, want: np.ndarray,
-    atol: float, rtol: float, path: Path,
+    atol: float | None, rtol: float, path: Path,
 ) -> OutputCheck:
     if got.shape != want.shape:
         raise CourseError(
@@ -402,13 +414,22 @@ def _compare(
         max_abs = float(diff.max(initial=0.0))
         scale = float(np.abs(want64).max(initial=0.0))
         max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-        ok = bool(np.all(diff <= atol + rtol * np.abs(want64))) and np.isfinite(max_abs)
+        tolerance = _absolute_tolerance(rtol, scale) if atol is None else atol
+        ok = bool(np.all(diff <= tolerance + rtol * np.abs(want64))) and np.isfinite(max_abs)
     else:
         mismatched = got != want
         max_abs = float(np.abs(got.astype(np.int64) - want.astype(np.int64)).max(initial=0))
         max_rel = float(mismatched.mean()) if mismatched.size else 0.0
         ok = not bool(mismatched.any())
-    return OutputCheck(name, batch, tuple(got.shape), max_abs, max_rel, ok)
+        tolerance = 0.0
+    return OutputCheck(name, batch, tuple(got.shape), max_abs, max_rel, ok, tolerance)
+
+
+def _absolute_tolerance(rtol: float, scale: float) -> float:
+    """DEFAULT_ATOL, capped at rtol * max|ref| so that tiny outputs are compared to their own
+    size. An exactly-zero reference keeps DEFAULT_ATOL: the ONNX output must be near zero too.
+    """
+    return min(DEFAULT_ATOL, rtol * scale) if scale > 0 else DEFAULT_ATOL
 
 
 def _mismatch_message(result: VerificationResult, module: Any) -> str:
@@ -420,8 +441,13 @@ def _mismatch_message(result: VerificationResult, module: Any) -> str:
             "verifying (BatchNorm/Dropout behave differently in training)."
             if getattr(module, "training", False) else
             "Was the file exported from this module, with these weights, in eval mode?")
+    used = result.atol if worst.atol is None else worst.atol
+    scale = worst.max_abs_error / worst.max_rel_error if worst.max_rel_error > 0 else 0.0
+    tolerance = f"atol={result.atol:g}" if used >= result.atol else (
+        f"atol={used:.3g}, i.e. atol={result.atol:g} capped at rtol*max|ref| because the "
+        f"reference output is tiny (max |ref| = {scale:.3g})")
     return (f"Output {worst.output!r} of {result.model} differs from PyTorch{at}: max abs "
-            f"error {worst.max_abs_error:.3g} (tolerance atol={result.atol:g} + "
+            f"error {worst.max_abs_error:.3g} (tolerance {tolerance} + "
             f"rtol={result.rtol:g}*|ref|). Outputs that differ: {names}. {hint}")
 
 

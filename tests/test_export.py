@@ -138,6 +138,54 @@ def test_verify_tolerance_is_applied(linear_onnx: Path) -> None:
     assert cu.verify_onnx_export(linear_onnx, changed, atol=1.0).ok
 
 
+def scaled_linear(factor: float) -> Linear:
+    """The seed's model with its weights multiplied by `factor` (0.0 gives zero outputs)."""
+    model = Linear().eval()
+    with torch.no_grad():
+        model.linear.weight.mul_(factor)
+    return model
+
+
+def test_verify_catches_zero_output_for_tiny_reference(tmp_path: Path) -> None:
+    # Random-weight networks can output values around 1e-14: every difference is then below
+    # atol=1e-4, so without a scale-aware tolerance an all-zero ONNX output would "match".
+    tiny = scaled_linear(1e-12)
+    zeros_path = legacy_export(scaled_linear(0.0), tmp_path / "zeros.onnx")
+    result = cu.verify_onnx_export(zeros_path, tiny, raise_on_mismatch=False)
+    assert not result.ok and result.max_rel_error == pytest.approx(1.0)
+    assert result.max_abs_error < 1e-4  # below atol: only the cap at rtol*max|ref| catches it
+    with pytest.raises(cu.CourseError, match=r"capped at rtol\*max\|ref\| .* tiny"):
+        cu.verify_onnx_export(zeros_path, tiny)
+    # ... and the same check catches it at the default tolerance for any small output size.
+    for factor in (1e-6, 1e-9, 1e-15):
+        assert not cu.verify_onnx_export(zeros_path, scaled_linear(factor),
+                                         raise_on_mismatch=False).ok
+
+
+def test_verify_tiny_reference_still_matches_its_own_export(tmp_path: Path) -> None:
+    tiny = scaled_linear(1e-12)
+    path = legacy_export(tiny, tmp_path / "tiny.onnx")
+    result = cu.verify_onnx_export(path, tiny, batch_sizes=(1,))
+    assert result.ok and result.max_rel_error < 1e-6
+    assert "capped at rtol*max|ref|" in str(result) and result.checks[0].atol < 1e-13
+    # An explicit atol is used as given (no cap): then the all-zero file "matches" again.
+    zeros_path = legacy_export(scaled_linear(0.0), tmp_path / "zeros.onnx")
+    assert cu.verify_onnx_export(zeros_path, tiny, atol=1e-4).ok
+    # A relative difference inside rtol (1e-3) is still accepted at any scale.
+    assert cu.verify_onnx_export(path, scaled_linear(1e-12 * (1 + 1e-4))).ok
+    assert not cu.verify_onnx_export(path, scaled_linear(1e-12 * 1.01),
+                                     raise_on_mismatch=False).ok
+
+
+def test_verify_exactly_zero_reference_keeps_atol(tmp_path: Path) -> None:
+    zeros_path = legacy_export(scaled_linear(0.0), tmp_path / "zeros.onnx")
+    result = cu.verify_onnx_export(zeros_path, scaled_linear(0.0))
+    assert result.ok and result.max_abs_error == 0.0 and result.max_rel_error == 0.0
+    # Normal-sized outputs are unchanged: the message shows the plain atol.
+    with pytest.raises(cu.CourseError, match=r"tolerance atol=0\.0001 \+ rtol=0\.001"):
+        cu.verify_onnx_export(zeros_path, Linear().eval())
+
+
 def test_verify_wrong_input_shape_is_clear(linear_onnx: Path, dynamic_onnx: Path) -> None:
     with pytest.raises(cu.CourseError, match=r"'input0' .* must have shape \[1, 1, 1, 4\]"):
         cu.verify_onnx_export(linear_onnx, Linear(), inputs={"input0": np.zeros((1, 5))})
