@@ -3,6 +3,7 @@
 #   make course             set up, then open JupyterLab on notebooks/ (127.0.0.1)
 #   make test               set up, then run every unit test and every notebook
 #   make refresh-notebooks  re-execute notebooks in place (refuses uncommitted edits)
+#   make student            the student edition (no worked solutions) in build/student/
 #   make doctor             what this machine can run
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT   ?= 8888
 
-.PHONY: setup course test refresh-notebooks doctor lint clean
+.PHONY: setup course test refresh-notebooks student doctor lint clean
 
 setup: $(STAMP)
 
@@ -34,6 +35,9 @@ test: $(STAMP)
 
 refresh-notebooks: $(STAMP)
 	$(PY) -m course_utils refresh $(NOTEBOOKS)
+
+student: $(STAMP)  # the student edition (worked solutions removed) in build/student/
+	$(PY) -m course_utils student $(NOTEBOOKS)
 
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor

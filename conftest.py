@@ -1,3 +1,3 @@
 """Root conftest: load the course's pytest plugin (notebook lanes, guard, leftovers check)."""
 
-pytest_plugins = ["course_utils.pytest_plugin"]
+pytest_plugins = ["course_utils.tooling.pytest_plugin"]

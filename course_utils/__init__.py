@@ -1,70 +1,117 @@
 """course_utils: the code the course notebooks share. Use it as `import course_utils as cu`.
 
-One module per pipeline stage; each module lists its public names in `__all__`, and
-they are all re-exported here (`cu.model_path`, `cu.fold_batchnorm`, ...). Each public
-function's docstring ends with the notebook that teaches it.
+Lesson stages live at the top of the package, one module per pipeline stage; the course's own
+plumbing (headless browser, JupyterLab launcher, notebook tools, pytest plugin) lives in
+`course_utils/tooling/`. Each module lists its public names in `__all__` and they are all
+reachable here (`cu.model_path`, `cu.fold_batchnorm`, ...). A stage is imported the first
+time one of its names is used, so `import course_utils` stays fast and a stage whose package
+is missing fails only when used, with the install command. Each public function's docstring
+ends with the notebook that teaches it.
 
 | module          | stage                                                    |
 |-----------------|----------------------------------------------------------|
-| errors          | CourseError: clear, actionable errors                    |
+| errors          | CourseError: clear, actionable errors; expect_error      |
 | paths           | where models and artifacts go, created on demand         |
-| environment     | the doctor: GPU, packages, TensorRT flavour, lanes       |
 | trt             | the one door to TensorRT / TensorRT-RTX                  |
-| notebooks       | notebook requirements, cleaning, refresh (plumbing)      |
-| browser         | headless Chromium: screenshots and page text             |
-| launch          | `python -m course_utils open`: JupyterLab on 127.0.0.1   |
+| lanes           | GPU probe, requirements met, the README's lane           |
+| environment     | the doctor (make doctor)                                 |
+| exercises       | exercise checks: not attempted / wrong (why) / right     |
 | fusion          | layer fusion math: fold BN, merge parallel convs (01)    |
 | quantization    | quantize / dequantize and error metrics (01, 09)         |
+| calibration     | calibration ranges and Q/DQ models (09)                  |
 | timing          | cu.benchmark: warm-up, sync, repeats, spread (01+)       |
 | roofline        | arithmetic intensity and the roofline (01)               |
 | plots           | diagrams and figures (01+)                               |
 | export          | verify an ONNX export against PyTorch (02, 03)           |
-| netron_view     | Netron inline and as a static PNG (02, 03)               |
+| netron_view     | Netron inline and as a static PNG (02, 03, 06, 07)       |
 | onnx_io         | load ONNX with clear errors; read weights (04)           |
 | onnx_inspect    | summarize and print any ONNX model (02-04)               |
-| operators       | custom operators and export helpers (05)                 |
-
-A stage whose third-party package is missing does not break the rest: its names raise
-a clear error naming the install command when used, and the doctor still runs.
+| operators       | export helpers for custom operators (05)                 |
+| graphs          | graph surgery: patterns, extraction, replacement (06, 07)|
+| engines         | TensorRT engines: build, run, inspect (08-10)            |
+| tooling.*       | plumbing: browser, launch, notebooks, magics, pytest     |
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import re
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import CaughtError, CourseError, MissingDependencyError, expect_error
 
 __version__ = "0.1.0"
 
+#: Lesson stages in order, then the plumbing that lessons may call (cu.Browser, cu.check_structure).
 _STAGES = (
-    "paths", "environment", "trt", "notebooks", "browser", "launch",
-    "fusion", "quantization", "timing", "roofline", "plots",
-    "export", "netron_view", "onnx_io", "onnx_inspect", "operators",
+    "paths", "trt", "lanes", "environment", "exercises",
+    "fusion", "quantization", "calibration", "timing", "roofline", "plots",
+    "export", "netron_view", "onnx_io", "onnx_inspect", "operators", "graphs", "engines",
+    "tooling.browser", "tooling.notebooks",
 )
-_unavailable: dict[str, str] = {}  # stage -> why it could not be imported
+_HERE = Path(__file__).resolve().parent
+_ALL = re.compile(r"^__all__\s*=\s*(\[.*?\])", re.MULTILINE | re.DOTALL)
 
-for _stage in _STAGES:
-    try:
-        _module = importlib.import_module(f".{_stage}", __name__)
-    except ImportError as _error:  # a missing package, or one whose binary will not load
-        if isinstance(_error, ModuleNotFoundError) and (_error.name or "").startswith(f"{__name__}.{_stage}"):
+
+def _public_names() -> dict[str, str]:
+    """name -> stage, read from each stage's `__all__` in its source (nothing is imported)."""
+    names: dict[str, str] = {}
+    for stage in _STAGES:
+        path = _HERE.joinpath(*stage.split(".")).with_suffix(".py")
+        if not path.is_file():
             continue  # that stage is not written yet
-        _unavailable[_stage] = f"{_error} (pip install -e . installs the course's packages)"
-        continue
-    globals()[_stage] = _module
-    for _name in getattr(_module, "__all__", ()):
-        globals()[_name] = getattr(_module, _name)
+        found = _ALL.search(path.read_text(encoding="utf-8"))
+        for name in ast.literal_eval(found.group(1)) if found else ():
+            names.setdefault(name, stage)
+    return names
 
-del _stage
+
+_NAMES = _public_names()
+
+
+def _import_stage(stage: str) -> ModuleType:
+    try:
+        return importlib.import_module(f".{stage}", __name__)
+    except ImportError as error:  # a missing package, or one whose binary will not load
+        raise MissingDependencyError(
+            f"a package that course_utils.{stage} needs ({error})", "pip install -e '.[dev,rtx]'   # or: make setup",
+            needed_for=f"the helpers of course_utils.{stage}",
+        ) from error
 
 
 def __getattr__(name: str) -> Any:
-    message = f"module 'course_utils' has no attribute {name!r}"
-    if _unavailable:  # the name may belong to a stage that could not be imported
-        reasons = "; ".join(f"course_utils.{stage}: {why}" for stage, why in _unavailable.items())
-        message += f". Some stages could not be imported, so their helpers are missing: {reasons}"
-    raise AttributeError(message)
+    if name in _NAMES:
+        value = getattr(_import_stage(_NAMES[name]), name)
+    elif name in _STAGES:
+        value = _import_stage(name)
+    else:
+        raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES) | {s for s in _STAGES if "." not in s})
+
+
+def _register_cell_magics() -> None:
+    """In a Jupyter kernel, `%%requires gpu` skips a cell with the reason where a lane is missing."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "register_magic_function"):
+        from .tooling.magics import register
+
+        register(shell)
+
+
+_register_cell_magics()
 
 __all__ = ["CaughtError", "CourseError", "MissingDependencyError", "expect_error", "__version__"]

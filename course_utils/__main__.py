@@ -4,6 +4,7 @@
     python -m course_utils open [--port N]    JupyterLab on the notebooks (make course)
     python -m course_utils refresh [NAMES]    re-execute notebooks in place (make refresh-notebooks)
     python -m course_utils check [NAMES]      lesson shape and cleanliness of notebooks
+    python -m course_utils student [NAMES]    the student edition (no worked solutions) in build/student
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return doctor_main(argv)
     if command == "open":
-        from .launch import main as open_main
+        from .tooling.launch import main as open_main
 
         return open_main(argv)
+    if command == "student":
+        from .tooling.student import main as student_main
+
+        return student_main(argv)
     if command in ("refresh", "check"):
-        from .notebooks import main as notebooks_main
+        from .tooling.notebooks import main as notebooks_main
 
         return notebooks_main([command, *argv])
     print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | "
-          "refresh [NAMES] | check [NAMES]", file=sys.stderr)
+          "refresh [NAMES] | check [NAMES] | student [NAMES]", file=sys.stderr)
     return 2
 
 

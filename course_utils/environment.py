@@ -1,11 +1,8 @@
-"""What this machine has and which lanes of the course it can run: `python -m course_utils doctor`.
+"""The doctor: `python -m course_utils doctor` (`make doctor`) says what this machine has,
+which lane of the course it is in (the README's words), which notebooks run, and what to do next.
 
-The course has four lanes:
-- CPU only: every ONNX lesson, fusion and quantization on onnxruntime.
-- NVIDIA GPU without TensorRT: adds the CUDA timings (FP16, 1x1 vs 7x7 on a roofline).
-- NVIDIA GPU with TensorRT 11: builds and runs engines.
-- TensorRT-RTX: parses and builds engines even on a CPU; runs them on an RTX-class GPU.
-The doctor never crashes on a missing package: it reports it with its install command.
+It sits on top of `lanes` (GPU probe, requirements) and `trt` (the TensorRT flavour) and
+never crashes on a missing package: it reports it with its install command.
 Taught in: 00_environment_check.
 """
 
@@ -16,14 +13,12 @@ import json
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 
-from .trt import TensorRTInfo, find_tensorrt
+from .lanes import GpuInfo, capabilities, current_lane, gpu_info, notebook_requirements, tensorrt_here
+from .paths import list_notebooks
+from .trt import TensorRTInfo
 
-__all__ = ["GpuInfo", "gpu_info", "package_versions", "capabilities", "DoctorReport", "doctor", "KNOWN_REQUIREMENTS"]
-
-#: Requirements a notebook can declare in its metadata (`metadata.course.requires`).
-KNOWN_REQUIREMENTS = ("gpu", "tensorrt-builder", "tensorrt-runtime")
+__all__ = ["package_versions", "DoctorReport", "doctor", "COURSE_PACKAGES"]
 
 #: Distribution name -> (what the course uses it for, install command).
 COURSE_PACKAGES: dict[str, tuple[str, str]] = {
@@ -41,45 +36,6 @@ COURSE_PACKAGES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    """The first CUDA device as torch sees it."""
-
-    available: bool
-    name: str | None = None
-    capability: tuple[int, int] | None = None
-    memory_gib: float | None = None
-    cuda_version: str | None = None
-    reason: str = ""
-
-
-@lru_cache(maxsize=1)
-def gpu_info() -> GpuInfo:
-    """Ask torch whether CUDA works and describe the first GPU. Never raises.
-
-    Taught in: 00_environment_check.
-    """
-    try:
-        import torch
-    except Exception as error:  # a broken torch install must not crash the doctor
-        return GpuInfo(False, reason=f"torch is not importable ({error})")
-    cuda_version = torch.version.cuda
-    try:
-        if not torch.cuda.is_available():
-            why = "no NVIDIA GPU or driver visible to torch"
-            return GpuInfo(False, cuda_version=cuda_version, reason=why)
-        props = torch.cuda.get_device_properties(0)
-        return GpuInfo(
-            True,
-            props.name,
-            (props.major, props.minor),
-            round(props.total_memory / 2**30, 1),
-            cuda_version,
-        )
-    except Exception as error:
-        return GpuInfo(False, cuda_version=cuda_version, reason=f"CUDA query failed: {error}")
-
-
 def package_versions() -> dict[str, str | None]:
     """Installed version of each course package (None when missing), without importing them.
 
@@ -94,23 +50,6 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def capabilities(gpu: GpuInfo | None = None, tensorrt: TensorRTInfo | None = None) -> set[str]:
-    """The notebook requirements (`KNOWN_REQUIREMENTS`) this machine satisfies.
-
-    Taught in: 00_environment_check; used by the test harness to skip notebooks.
-    """
-    gpu = gpu or gpu_info()
-    tensorrt = tensorrt or find_tensorrt(gpu.capability if gpu.available else None)
-    found = set()
-    if gpu.available:
-        found.add("gpu")
-    if tensorrt.can_build:
-        found.add("tensorrt-builder")
-    if tensorrt.can_run:
-        found.add("tensorrt-runtime")
-    return found
-
-
 @dataclass
 class DoctorReport:
     """Everything `doctor()` found, printable for people and convertible to JSON for machines."""
@@ -121,6 +60,8 @@ class DoctorReport:
     packages: dict[str, str | None]
     tensorrt: TensorRTInfo
     capabilities: list[str]
+    lane: str  # the README's lane name
+    next_step: str
     notebooks: dict[str, list[str]]  # notebook -> missing requirements (empty = runs fully)
     problems: list[str] = field(default_factory=list)
 
@@ -145,29 +86,30 @@ class DoctorReport:
             if name != "torch":
                 lines.append(f"{name:<18}{version or 'MISSING'}")
         lines.append(f"TensorRT    {self.tensorrt}")
-        lines.append(f"Can run     {', '.join(['cpu', *self.capabilities])}")
         if self.notebooks:
             lines.append("Notebooks:")
             for name, missing in self.notebooks.items():
-                status = "runs fully" if not missing else "needs " + ", ".join(missing)
+                status = "runs fully" if not missing else "its " + ", ".join(missing) + " parts are skipped here"
                 lines.append(f"  {name:<40} {status}")
         if self.problems:
             lines.append("To fix:")
             lines.extend(f"  - {problem}" for problem in self.problems)
-        else:
-            lines.append("No problems found.")
+        lines.append("")
+        lines.append(f"Your lane:  {self.lane}  (README, 'Lanes: what your machine can run')")
+        lines.append(f"Next step:  {self.next_step}")
         return "\n".join(lines)
 
 
 def doctor() -> DoctorReport:
-    """Check this machine for the course: packages, GPU, TensorRT flavour, runnable notebooks.
+    """Check this machine for the course: packages, GPU, TensorRT flavour, lane, runnable notebooks.
 
     Never raises on a missing or broken package; each problem comes with its fix.
     Taught in: 00_environment_check.
     """
     gpu = gpu_info()
-    tensorrt = find_tensorrt(gpu.capability if gpu.available else None)
+    tensorrt = tensorrt_here(gpu)
     found = capabilities(gpu, tensorrt)
+    lane = current_lane(gpu, tensorrt)
     packages = package_versions()
     problems = [
         f"{name} is missing ({COURSE_PACKAGES[name][0]}): {COURSE_PACKAGES[name][1]}"
@@ -176,10 +118,11 @@ def doctor() -> DoctorReport:
     ]
     if tensorrt.flavour is None:
         problems.append(f"optional: {tensorrt.explanation}")
+    next_step = lane.next_step
+    if any(version is None for version in packages.values()):
+        next_step = "install the missing packages: run `make setup` (or pip install -e '.[dev,rtx]')."
     notebooks: dict[str, list[str]] = {}
     try:
-        from .notebooks import list_notebooks, notebook_requirements
-
         for path in list_notebooks():
             notebooks[path.name] = sorted(set(notebook_requirements(path)) - found)
     except Exception as error:  # a damaged notebook file must not stop the report
@@ -191,6 +134,8 @@ def doctor() -> DoctorReport:
         packages=packages,
         tensorrt=tensorrt,
         capabilities=sorted(found),
+        lane=lane.name,
+        next_step=next_step,
         notebooks=notebooks,
         problems=problems,
     )

@@ -189,7 +189,7 @@ def render_netron_png(
     and the browser are always stopped. `png_path` defaults to `<model>.png` beside the model.
     Taught in: 02_pytorch_to_onnx.
     """
-    from .browser import Browser
+    from .tooling.browser import Browser
 
     model = check_onnx_file(path)
     target = Path(png_path) if png_path is not None else model.with_suffix(".png")

@@ -9,6 +9,7 @@ Taught in: 00_environment_check (used by every notebook).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .errors import CourseError
 
 __all__ = [
     "repo_root", "notebooks_dir", "ensure_writable_dir", "models_dir", "model_path", "build_dir",
-    "MODELS_DIR_ENV",
+    "MODELS_DIR_ENV", "list_notebooks",
 ]
 
 #: Environment variable that moves every generated model somewhere else (e.g. a scratch disk).
@@ -34,6 +35,15 @@ def repo_root() -> Path:
 def notebooks_dir() -> Path:
     """The folder with the course notebooks. Taught in: 00_environment_check."""
     return repo_root() / "notebooks"
+
+
+_NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+
+
+def list_notebooks(folder: Path | None = None) -> list[Path]:
+    """The course notebooks (`NN_snake_case.ipynb`) in order. Taught in: 00_environment_check."""
+    folder = folder or notebooks_dir()
+    return sorted(p for p in folder.glob("*.ipynb") if _NOTEBOOK_NAME.match(p.name))
 
 
 def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:

@@ -13,6 +13,7 @@ Taught in: 00_environment_check (flavours and lanes), 05_unsupported_operators (
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class TensorRTInfo:
     can_run: bool
     explanation: str
     problems: tuple[str, ...] = field(default=())
+    has_plugin_api: bool = False  # tensorrt.plugin (TensorRT 10/11 Python plugins); TensorRT-RTX has none
 
     def __str__(self) -> str:
         if self.flavour is None:
@@ -71,21 +73,19 @@ def _try_import(name: str) -> tuple[ModuleType | None, str | None]:
     return module, None
 
 
-def _gpu_capability() -> tuple[int, int] | None:
-    from .environment import gpu_info
+def _has_plugin_api(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{module_name}.plugin") is not None
+    except (ImportError, ValueError):
+        return False
 
-    info = gpu_info()
-    return info.capability if info.available else None
 
+def find_tensorrt(capability: tuple[int, int] | None) -> TensorRTInfo:
+    """Find the installed TensorRT flavour and say whether it can build and run engines.
 
-def find_tensorrt(capability: tuple[int, int] | None | str = "detect") -> TensorRTInfo:
-    """Find the installed TensorRT flavour and say whether it can build and run engines here.
-
-    `capability` is the GPU's compute capability, None for "no GPU", or "detect" to ask torch.
-    Never raises. Taught in: 00_environment_check.
+    `capability` is the GPU's compute capability, or None for "no GPU"; `cu.tensorrt_here()`
+    passes this machine's. Never raises. Taught in: 00_environment_check.
     """
-    if capability == "detect":
-        capability = _gpu_capability()
     problems: list[str] = []
     for flavour, name in _CANDIDATES:
         module, problem = _try_import(name)
@@ -101,7 +101,8 @@ def find_tensorrt(capability: tuple[int, int] | None | str = "detect") -> Tensor
                 why = "installed, but TensorRT 11 needs an NVIDIA GPU to build or run engines."
             else:
                 why = f"this GPU (compute capability {capability[0]}.{capability[1]}) is too old."
-            return TensorRTInfo(flavour, name, version, ok, ok, why, tuple(problems))
+            plugins = ok and _has_plugin_api(name)
+            return TensorRTInfo(flavour, name, version, ok, ok, why, tuple(problems), plugins)
         runs = capability is not None and tuple(capability) in RTX_RUNTIME_CAPABILITIES
         if runs:
             why = "parses and builds on any machine and runs engines on this GPU."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import importlib
 import importlib.metadata
 import json
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 import course_utils as cu
-from course_utils import environment
+from course_utils import environment, lanes
 
 
 def test_doctor_reports_this_machine() -> None:
@@ -49,18 +50,18 @@ def test_gpu_info_without_torch_does_not_crash(monkeypatch) -> None:
             raise ImportError("No module named 'torch'")
         return real_import(name, *args, **kwargs)
 
-    environment.gpu_info.cache_clear()
+    lanes.gpu_info.cache_clear()
     monkeypatch.setattr(builtins, "__import__", no_torch)
     try:
-        info = environment.gpu_info()
+        info = lanes.gpu_info()
     finally:
-        environment.gpu_info.cache_clear()
+        lanes.gpu_info.cache_clear()
     assert not info.available and "torch is not importable" in info.reason
 
 
 def test_capabilities_follow_gpu_and_tensorrt() -> None:
-    no_gpu = environment.GpuInfo(False, reason="none")
-    gpu = environment.GpuInfo(True, "RTX", (8, 6))
+    no_gpu = lanes.GpuInfo(False, reason="none")
+    gpu = lanes.GpuInfo(True, "RTX", (8, 6))
     none = cu.TensorRTInfo(None, None, None, False, False, "missing")
     rtx = cu.TensorRTInfo("tensorrt-rtx", "m", "1", True, True, "ok")
     assert cu.capabilities(no_gpu, none) == set()
@@ -85,12 +86,26 @@ def test_unknown_command_is_refused() -> None:
 
 
 def test_a_stage_with_a_missing_package_fails_clearly(monkeypatch) -> None:
-    monkeypatch.setattr(cu, "_unavailable", {"netron_view": "No module named 'netron'"})
-    with pytest.raises(AttributeError, match="no attribute 'render_netron_pngx'.*No module named 'netron'"):
-        cu.__getattr__("render_netron_pngx")
-    monkeypatch.setattr(cu, "_unavailable", {})
+    monkeypatch.setitem(cu._NAMES, "render_fake_png", "stage_whose_package_is_missing")
+    with pytest.raises(cu.MissingDependencyError, match="(?s)course_utils.stage_whose_package_is_missing.*pip install"):
+        cu.__getattr__("render_fake_png")
     with pytest.raises(AttributeError, match="no attribute 'typo'$"):
         cu.__getattr__("typo")
+
+
+def test_import_course_utils_is_light() -> None:
+    # Heavy packages load only when a stage that needs them is first used.
+    code = ("import sys, course_utils as cu; cu.model_path; cu.expect_error; "
+            "heavy = sorted({'torch', 'onnx', 'onnxruntime', 'matplotlib', 'numpy'} & set(sys.modules)); "
+            "print(','.join(heavy))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert completed.stdout.strip() == "", f"import course_utils pulled in {completed.stdout.strip()}"
+
+
+def test_every_public_name_resolves_to_its_stage() -> None:
+    for name, stage in cu._NAMES.items():
+        module = importlib.import_module(f"course_utils.{stage}")
+        assert getattr(cu, name) is getattr(module, name), name
 
 
 def test_doctor_runs_in_a_bare_python_and_names_every_fix(tmp_path) -> None:

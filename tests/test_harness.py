@@ -14,7 +14,7 @@ import pytest
 
 import course_utils as cu
 
-PLUGIN_ARGS = ["-p", "course_utils.pytest_plugin", "--nbval-lax", "--nbval-current-env",
+PLUGIN_ARGS = ["-p", "course_utils.tooling.pytest_plugin", "--nbval-lax", "--nbval-current-env",
                "-p", "no:cacheprovider", "-q", "--require-all-runnable"]
 
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 import course_utils as cu
-from course_utils.notebooks import clean_notebook, has_uncommitted_edits, is_clean
+from course_utils.tooling.notebooks import clean_notebook, has_uncommitted_edits, is_clean
 
 NOTEBOOKS = cu.list_notebooks()
 # Requirements that the CPU lane (and CI) satisfy: TensorRT-RTX builds on a CPU.
@@ -97,13 +97,13 @@ def test_refresh_refuses_a_notebook_with_uncommitted_edits(tmp_path, monkeypatch
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
-    monkeypatch.setattr(cu.notebooks, "repo_root", lambda: repo)
-    monkeypatch.setattr(cu.notebooks, "notebooks_dir", lambda: repo / "notebooks")
+    monkeypatch.setattr(cu.tooling.notebooks, "repo_root", lambda: repo)
+    monkeypatch.setattr(cu.tooling.notebooks, "list_notebooks", lambda: [notebook])
     assert not has_uncommitted_edits(notebook)
     notebook.write_text(notebook.read_text().replace('"cells": []', '"cells": [] '))
     assert has_uncommitted_edits(notebook)
     before = notebook.read_text()
-    assert cu.notebooks.refresh(["00_a.ipynb"]) == 1
+    assert cu.tooling.notebooks.refresh(["00_a.ipynb"]) == 1
     assert notebook.read_text() == before
 
 

@@ -16,10 +16,11 @@ import time
 import pytest
 
 import course_utils as cu
+from course_utils.tooling.launch import free_port, jupyterlab_command
 
 needs_chromium = pytest.mark.skipif(
     cu.find_chromium() is None and not os.environ.get("COURSE_REQUIRE_BROWSER"),
-    reason=f"Chromium is not installed ({cu.browser.INSTALL_CHROMIUM})",
+    reason=f"Chromium is not installed ({cu.INSTALL_CHROMIUM})",
 )
 
 
@@ -94,8 +95,8 @@ def test_missing_chromium_gives_the_install_command(monkeypatch, tmp_path) -> No
 
 
 def test_free_port_and_the_jupyterlab_command() -> None:
-    port = cu.free_port(0)
-    command = cu.jupyterlab_command(port, "secret")
+    port = free_port(0)
+    command = jupyterlab_command(port, "secret")
     assert "--ServerApp.ip=127.0.0.1" in command and f"--ServerApp.port={port}" in command
     assert any(part.endswith("notebooks") for part in command)
     assert ("--allow-root" in command) == (os.geteuid() == 0)

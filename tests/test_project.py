@@ -66,8 +66,9 @@ def test_ruff_is_clean() -> None:
 
 def test_every_module_and_public_helper_is_documented() -> None:
     missing = []
-    for path in sorted((ROOT / "course_utils").glob("*.py")):
-        module = importlib.import_module(f"course_utils.{path.stem}")
+    for path in sorted((ROOT / "course_utils").rglob("*.py")):
+        dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        module = importlib.import_module(dotted)
         if not (module.__doc__ or "").strip():
             missing.append(f"{path.name}: no module docstring")
         for name in getattr(module, "__all__", ()):

@@ -18,8 +18,8 @@ import sys
 import time
 import urllib.request
 
-from .errors import CourseError
-from .paths import notebooks_dir
+from ..errors import CourseError
+from ..paths import notebooks_dir
 
 __all__ = ["free_port", "jupyterlab_command"]
 

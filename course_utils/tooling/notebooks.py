@@ -1,46 +1,40 @@
 """Course plumbing for the notebooks themselves: requirements, cleaning, shape check, refresh.
 
-- Each notebook declares what it needs in `metadata.course.requires` (a subset of
-  `environment.KNOWN_REQUIREMENTS`); the tests skip it where those are missing.
+- Each notebook declares what it needs in `metadata.course.requires` (see `lanes`); the
+  tests skip it where those are missing.
 - `clean_notebook` strips what editors add (timings, UI state) so committed notebooks diff well.
 - `check_structure` lists where a notebook departs from the course's lesson shape.
-- `python -m course_utils.notebooks refresh [NAMES]` re-executes notebooks in place so their
+- `python -m course_utils refresh [NAMES]` re-executes notebooks in place so their
   committed outputs are fresh; it refuses a notebook with uncommitted edits.
-Taught in: 00_environment_check (lanes and requirements); the rest is plumbing for maintainers.
+Plumbing for maintainers (make refresh-notebooks, the tests).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import CourseError
-from .paths import notebooks_dir, repo_root
+from ..errors import CourseError
+from ..lanes import capabilities, notebook_requirements
+from ..paths import list_notebooks, repo_root
+from .student import SOLUTION_TAG, exercise_problems
 
 if TYPE_CHECKING:
     import nbformat
 
-__all__ = ["list_notebooks", "notebook_requirements", "check_structure"]
+__all__ = ["check_structure", "clean_notebook", "is_clean", "read_notebook", "refresh"]
 
-NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 _KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info", "course")
 _KEEP_CELL_METADATA = ("tags", "jupyter")
 _KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
-def list_notebooks(folder: Path | None = None) -> list[Path]:
-    """The course notebooks (`NN_snake_case.ipynb`) in order. Taught in: 00_environment_check."""
-    folder = folder or notebooks_dir()
-    return sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
-
-
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
-    """Read a notebook, with a clear error for a missing or damaged file."""
+    """Read a notebook, with a clear error for a missing or damaged file. Plumbing: notebook tools."""
     import nbformat
 
     path = Path(path)
@@ -55,33 +49,8 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
         ) from None
 
 
-def notebook_requirements(path: str | Path) -> list[str]:
-    """What a notebook declares it needs (`metadata.course.requires`), validated.
-
-    Taught in: 00_environment_check.
-    """
-    from .environment import KNOWN_REQUIREMENTS
-
-    path = Path(path)
-    try:  # plain JSON, so the doctor works even where nbformat is missing
-        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError, AttributeError) as error:
-        raise CourseError(
-            f"{path} is not a readable notebook ({type(error).__name__}: {error}). "
-            "Restore it with `git checkout -- <file>`."
-        ) from None
-    requires = list(metadata.get("course", {}).get("requires", []))
-    unknown = sorted(set(requires) - set(KNOWN_REQUIREMENTS))
-    if unknown:
-        raise CourseError(
-            f"{Path(path).name} declares unknown requirements {unknown}; "
-            f"use only {list(KNOWN_REQUIREMENTS)}."
-        )
-    return requires
-
-
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip editor state (timings, scroll/collapse flags, kernel version noise) in place."""
+    """Strip editor state (timings, scroll flags) in place. Plumbing: refresh and the tests."""
     import nbformat
 
     nb.metadata = nbformat.from_dict(
@@ -94,6 +63,8 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             {key: cell.metadata[key] for key in _KEEP_CELL_METADATA if key in cell.metadata}
         )
         if cell.cell_type == "code":
+            if SOLUTION_TAG in cell.metadata.get("tags", []):
+                cell.outputs = []  # a worked solution's output is its answer: never committed
             for output in cell.get("outputs", []):
                 if "metadata" in output and not output["metadata"]:
                     output["metadata"] = {}
@@ -101,7 +72,7 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def is_clean(path: str | Path) -> bool:
-    """True when the file on disk is exactly what `clean_notebook` would write."""
+    """True when the file on disk is exactly what `clean_notebook` would write. Plumbing: the tests."""
     import nbformat
 
     text = Path(path).read_text(encoding="utf-8")
@@ -122,8 +93,8 @@ def check_structure(path: str | Path) -> list[str]:
 
     Shape: title + purpose; "What you will learn"; "Prerequisites" with "GPU: yes/no";
     "Setup" followed by a code cell importing `course_utils as cu`; numbered steps;
-    "Summary"; "Exercises" with a hidden worked solution and a self-check; a last code
-    cell that asserts and prints one line.
+    "Summary" with a Chinese 本节要点; "Exercises" that follow the exercise contract
+    (`tooling.student.exercise_problems`); a last code cell that asserts and prints one line.
     Plumbing: used by tests/test_notebooks.py and `python -m course_utils check`.
     """
     nb = read_notebook(path)
@@ -152,19 +123,9 @@ def check_structure(path: str | Path) -> list[str]:
         following = next((c for c in cells[setup_index + 1:] if c.cell_type == "code"), None)
         if following is None or "import course_utils as cu" not in following.source:
             problems.append("the code cell after 'Setup' must `import course_utils as cu`")
-    exercises_index = next(
-        (i for i, c in enumerate(cells) if c.cell_type == "markdown"
-         and re.search(r"^#+\s*exercises", c.source, re.IGNORECASE | re.MULTILINE)),
-        None,
-    )
-    if exercises_index is not None:
-        after = cells[exercises_index:]
-        hidden = [c for c in after if c.metadata.get("jupyter", {}).get("source_hidden")]
-        details = [c for c in after if c.cell_type == "markdown" and "<details" in c.source]
-        if not hidden and not details:
-            problems.append("exercises need a worked solution in a collapsed cell")
-        if not any(c.cell_type == "code" and "assert" in c.source for c in after[:-1]):
-            problems.append("exercises need a self-check cell that asserts the result")
+    if not re.search(r"本节要点", markdown):
+        problems.append("the Summary must end with a short Chinese summary headed 本节要点")
+    problems += exercise_problems(nb, Path(path).name[:2])
     last = cells[-1] if cells else None
     if last is None or last.cell_type != "code" or "assert" not in last.source or "print(" not in last.source:
         problems.append("the last cell must assert the notebook's key facts and print one line")
@@ -200,10 +161,11 @@ def execute_notebook(path: Path, timeout_s: int = 600) -> nbformat.NotebookNode:
 
 
 def refresh(names: list[str] | None = None) -> int:
-    """Re-execute notebooks in place (all runnable ones by default); refuse dirty ones."""
-    import nbformat
+    """Re-execute notebooks in place (all runnable ones by default); refuse dirty ones.
 
-    from .environment import capabilities
+    Plumbing: make refresh-notebooks.
+    """
+    import nbformat
 
     found = capabilities()
     paths = list_notebooks()

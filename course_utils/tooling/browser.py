@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import CourseError
+from ..errors import CourseError
 
 __all__ = ["Browser", "BrowserUnavailable", "find_chromium", "INSTALL_CHROMIUM"]
 

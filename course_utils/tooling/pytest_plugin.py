@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent  # the repository (course_utils is installed editable)
+REPO = Path(__file__).resolve().parents[2]  # the repository (course_utils is installed editable)
 _state: dict = {"collected": set(), "deselected": set(), "executed": set(), "skipped": {}}
 
 
@@ -85,15 +85,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import course_utils as cu
+    from ..lanes import capabilities, notebook_requirements
 
     notebooks = {nb for nb in map(_notebook_of, items) if nb is not None}
     if not notebooks:
         return
-    found = cu.capabilities()
+    found = capabilities()
     for notebook in notebooks:
         _state["collected"].add(notebook.name)
-        missing = sorted(set(cu.notebook_requirements(notebook)) - found)
+        missing = sorted(set(notebook_requirements(notebook)) - found)
         if missing:
             _state["skipped"][notebook.name] = missing
     for item in items:
@@ -120,9 +120,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def _problems(session: pytest.Session) -> list[str]:
     problems = []
     if session.config.getoption("--require-all-runnable"):
-        import course_utils as cu
+        from ..paths import list_notebooks
 
-        all_notebooks = {p.name for p in cu.list_notebooks()}
+        all_notebooks = {p.name for p in list_notebooks()}
         course_run = any(Path(str(a)).resolve() in (REPO, REPO / "notebooks")
                          for a in session.config.args) or not session.config.args
         if course_run and all_notebooks and not _state["collected"]:
