@@ -106,6 +106,7 @@ def test_every_exercise_a_notebook_checks_is_registered_and_every_registered_one
     used = set()
     for path in cu.list_notebooks():
         for cell in json.loads(path.read_text())["cells"]:
-            used |= {f"{a}.{b}" for a, b in re.findall(r"check_exercise\(\s*[\"'](\d\d)\.(\d+)", "".join(cell["source"]))}
+            source = "".join(cell["source"])
+            used |= {f"{a}.{b}" for a, b in re.findall(r"check_exercise\(\s*[\"'](\d\d)\.(\d+)", source)}
     assert used - set(EXERCISES) == set(), f"checked in a notebook but not registered: {sorted(used - set(EXERCISES))}"
     assert set(EXERCISES) - used == set(), f"registered but no notebook uses it: {sorted(set(EXERCISES) - used)}"
