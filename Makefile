@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 course: $(STAMP)
-	$(PY) -m course_utils open --port $(PORT)
+	@$(PY) -m course_utils open --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest --require-all-runnable $(TEST_ARGS)

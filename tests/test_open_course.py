@@ -35,7 +35,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait(timeout=10)
 
 
-def _wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> tuple[str, str]:
+def _wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> tuple[str, str, list[str]]:
     seen = []
     deadline = time.monotonic() + timeout_s
     assert process.stdout is not None
@@ -46,7 +46,7 @@ def _wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> tup
         seen.append(line)
         match = re.search(r"open at:\s+(http://127\.0\.0\.1:\d+)/\S*\?token=(\w+)", line)
         if match:
-            return match.group(1), match.group(2)
+            return match.group(1), match.group(2), seen[:-1]
     raise AssertionError("make course printed no URL:\n" + "".join(seen[-40:]))
 
 
@@ -57,7 +57,8 @@ def test_make_course_serves_jupyterlab_listing_the_notebooks() -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:
-        base, token = _wait_for_url(process)
+        base, token, before = _wait_for_url(process)
+        assert [line for line in before if line.strip()] == [], f"noise before the URL: {before}"
         with cu.Browser(width=1400, height=900) as browser:
             browser.open(f"{base}/lab?token={token}", timeout_s=60)
             browser.wait_for("document.querySelector('.jp-DirListing-content') !== null", 90)

@@ -1,9 +1,11 @@
 """`python -m course_utils open` (what `make course` runs): JupyterLab on the course notebooks.
 
 Listens on 127.0.0.1 only, with a fresh token; picks the next free port when the asked one is
-taken; works as root (adds --allow-root); turns off JupyterLab's update and news checks so a
-live demo never waits on the internet; prints the URL once the server answers.
-Taught in: 00_environment_check.
+taken; works as root (adds --allow-root); turns off JupyterLab's update and news checks and its
+PyPI extension manager so a live demo never waits on the internet. The server's own log goes
+to `build/jupyterlab.log`; the terminal shows one line, the address to open, once the server
+answers (or the log's last lines if it does not start).
+Plumbing: `make course`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 import urllib.request
 
 from ..errors import CourseError
-from ..paths import notebooks_dir
+from ..paths import build_dir, notebooks_dir
 
 __all__ = ["free_port", "jupyterlab_command"]
 
@@ -27,7 +29,7 @@ __all__ = ["free_port", "jupyterlab_command"]
 def free_port(start: int = 8888, attempts: int = 50) -> int:
     """The first port from `start` that 127.0.0.1 can listen on (0 = let the OS choose).
 
-    Taught in: 00_environment_check.
+    Plumbing: `make course`.
     """
     candidates = [0] if start == 0 else range(start, start + attempts)
     for port in candidates:
@@ -52,6 +54,7 @@ def jupyterlab_command(port: int, token: str) -> list[str]:
         f"--IdentityProvider.token={token}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.news_url=None",
+        "--LabApp.extension_manager=readonly",  # no PyPI queries from the extension manager
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and classroom VMs often run as root
@@ -79,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.port not in (0, port):
         print(f"Port {args.port} is busy; using {port}.")
     token = secrets.token_hex(16)
-    process = subprocess.Popen(jupyterlab_command(port, token))
+    log_path = build_dir("logs") / f"jupyterlab-{port}.log"
+    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - kept open for the server's lifetime
+    process = subprocess.Popen(jupyterlab_command(port, token), stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
 
     def stop(signum: int, _frame: object) -> None:
         process.terminate()
@@ -89,16 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     if not _wait_until_ready(f"{base}/api/status?token={token}", process, args.timeout):
         process.terminate()
         process.wait(timeout=30)
-        print(f"JupyterLab did not start within {args.timeout:.0f} s; see its messages above.",
-              file=sys.stderr)
+        log.close()
+        tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+        print(f"JupyterLab did not start within {args.timeout:.0f} s. The end of its log "
+              f"({log_path.relative_to(build_dir().parent)}):\n{tail}", file=sys.stderr)
         return 1
-    print(f"\nThe course is open at:  {base}/lab/tree/00_environment_check.ipynb?token={token}\n"
-          "Paste that address into your browser. Stop with Ctrl+C.\n", flush=True)
+    print(f"Open the course at:  {base}/lab/tree/00_environment_check.ipynb?token={token}", flush=True)
+    print(f"(Stop with Ctrl+C. JupyterLab's log: {log_path.relative_to(build_dir().parent)})", flush=True)
     try:
         return process.wait()
     except KeyboardInterrupt:
         process.terminate()
         return process.wait(timeout=30)
+    finally:
+        log.close()
 
 
 if __name__ == "__main__":

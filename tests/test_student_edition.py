@@ -1,0 +1,65 @@
+"""The student edition of every notebook (worked solutions removed): nothing of a solution survives,
+the lesson keeps its outputs, and it runs top to bottom green with every exercise "not attempted"."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+import course_utils as cu
+from course_utils.tooling.student import SOLUTION_TAG, exercise_cells, student_edition
+
+NOTEBOOKS = cu.list_notebooks()
+
+
+def _runnable(path) -> bool:
+    return not cu.missing_requirements(cu.notebook_requirements(path))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_solution_survives_and_the_lesson_keeps_its_outputs(path) -> None:
+    full = nbformat.read(path, as_version=4)
+    student = student_edition(full)
+    solutions = [c for c in full.cells if SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert solutions, f"{path.name} has no worked solutions"
+    text = "\n".join(c.source for c in student.cells)
+    assert "solution=True" not in text and "Worked solution" not in text
+    for cell in solutions:
+        body = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        assert not any(line in text for line in body if len(line) > 25), f"{path.name}: solution text survives"
+    # Every lesson cell before the exercises is unchanged, outputs included.
+    first_exercise = exercise_cells(full)[0].task
+    assert student.cells[:first_exercise] == full.cells[:first_exercise]
+    for block in exercise_cells(student):
+        for index in (block.your_turn, block.check):
+            assert student.cells[index].outputs == []
+
+
+def test_write_student_editions_writes_every_notebook(tmp_path) -> None:
+    from course_utils.tooling.student import write_student_editions
+
+    written = write_student_editions(tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    assert all(SOLUTION_TAG not in p.read_text() for p in written)
+
+
+@pytest.mark.student_run
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _runnable(p)], ids=lambda p: p.name)
+def test_the_student_edition_runs_green_with_every_exercise_not_attempted(path, tmp_path) -> None:
+    from nbclient import NotebookClient
+
+    student = student_edition(nbformat.read(path, as_version=4))
+    out = cu.build_dir("student-run") / path.name
+    client = NotebookClient(student, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(out.parent)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    nbformat.write(student, out)
+    checks = [student.cells[b.check] for b in exercise_cells(student)]
+    assert checks
+    for cell in checks:
+        shown = "".join(o.get("text", "") for o in cell.outputs)
+        assert re.search(r"Exercise \d\d\.\d+ · not attempted yet", shown), f"{path.name}: {shown!r}"
+    last = "".join(o.get("text", "") for o in student.cells[-1].outputs)
+    assert " OK" in last, f"{path.name}: the key-facts cell printed {last!r}"
