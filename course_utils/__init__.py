@@ -97,6 +97,20 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_NAMES) | {s for s in _STAGES if "." not in s})
 
 
+def _find_the_environments_tools() -> None:
+    """Put this Python's scripts folder on PATH, as an activated venv would, so that a notebook
+    started from `.venv/bin/python` finds `polygraphy`, `netron` ... (`shutil.which`, `!polygraphy`)."""
+    import os
+    import sys
+
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+
+
+_find_the_environments_tools()
+
+
 def _register_cell_magics() -> None:
     """In a Jupyter kernel, `%%requires gpu` skips a cell with the reason where a lane is missing."""
     import sys
