@@ -5,6 +5,8 @@
     python -m course_utils refresh [NAMES]    re-execute notebooks in place (make refresh-notebooks)
     python -m course_utils check [NAMES]      lesson shape and cleanliness of notebooks
     python -m course_utils student [NAMES]    the student edition (no worked solutions) in build/student
+    python -m course_utils wheelhouse ...     wheels for an offline GPU machine (make wheelhouse)
+    python -m course_utils gpu-lane ...       every notebook under nbval on a GPU machine (make gpu-lane)
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from .tooling.launch import main as open_main
 
         return open_main(argv)
+    if command in ("wheelhouse", "gpu-lane"):
+        from .tooling.gpu_lane import main as gpu_lane_main
+
+        return gpu_lane_main([command, *argv])
     if command == "student":
         from .tooling.student import main as student_main
 
@@ -32,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return notebooks_main([command, *argv])
     print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | "
-          "refresh [NAMES] | check [NAMES] | student [NAMES]", file=sys.stderr)
+          "refresh [NAMES] | check [NAMES] | student [NAMES] | wheelhouse | gpu-lane", file=sys.stderr)
     return 2
 
 
