@@ -2,28 +2,29 @@
 
 Two flavours exist and the course supports both:
 - TensorRT 10/11 (`import tensorrt`): builds and runs engines on NVIDIA GPUs (compute capability >= 7.5).
+  `pip install tensorrt-cu13` installs `tensorrt` on top of two wheels, the Python binding
+  (`tensorrt_bindings`, tensorrt-cu13-bindings) and NVIDIA's libraries (tensorrt-cu13-libs). The
+  binding alone cannot be imported (it needs the libraries), so it never counts as installed.
 - TensorRT-RTX (`import tensorrt_rtx`, or its binding module `tensorrt_rtx_bindings`): parses
   ONNX and builds engines ahead of time even on a CPU-only machine; running an engine needs
   an RTX-class GPU (compute capability 8.0, 8.6, 8.9, 12.0 or 12.1; not H100/H200).
 Everything else in the course reaches TensorRT through `import_tensorrt()` here, so a
-missing install gives one clear message with the real install command.
-Taught in: 00_environment_check (flavours and lanes), 05_unsupported_operators (parse), 08 (engines).
+missing install gives one clear message with the real install command. Building, running and
+inspecting engines is in `course_utils.engines`.
+Taught in: 00_environment_check (flavours and lanes), 08_first_engines (engines).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from .errors import CourseError, MissingDependencyError
 
 __all__ = [
-    "TensorRTInfo", "find_tensorrt", "import_tensorrt", "missing_tensorrt_error", "ParseResult", "parse_onnx",
+    "TensorRTInfo", "find_tensorrt", "import_tensorrt", "missing_tensorrt_error", "flavour_of", "FLAVOURS",
 ]
 
 INSTALL_TENSORRT = "pip install tensorrt-cu13   # TensorRT 11 for CUDA 13 (NVIDIA GPU, driver r580+)"
@@ -35,13 +36,18 @@ INSTALL_TENSORRT_RTX = (
 RTX_RUNTIME_CAPABILITIES = ((8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
 #: TensorRT 11 needs Turing or newer.
 TENSORRT_MIN_CAPABILITY = (7, 5)
+#: The two flavours, as `import_tensorrt(flavour)` and `TensorRTInfo.flavour` name them.
+FLAVOURS = ("tensorrt", "tensorrt-rtx")
 
-# (flavour, module name), in the order they are tried.
+# (flavour, module name), in the order they are tried. `tensorrt_bindings` is what the
+# `tensorrt` package re-exports; it imports only where NVIDIA's libraries are installed too.
 _CANDIDATES = (
     ("tensorrt", "tensorrt"),
+    ("tensorrt", "tensorrt_bindings"),
     ("tensorrt-rtx", "tensorrt_rtx"),
     ("tensorrt-rtx", "tensorrt_rtx_bindings"),
 )
+_INSTALL = {"tensorrt": INSTALL_TENSORRT, "tensorrt-rtx": INSTALL_TENSORRT_RTX}
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,14 @@ def _has_plugin_api(module_name: str) -> bool:
         return importlib.util.find_spec(f"{module_name}.plugin") is not None
     except (ImportError, ValueError):
         return False
+
+
+def flavour_of(module: ModuleType) -> str:
+    """The flavour ("tensorrt" or "tensorrt-rtx") of an imported TensorRT module.
+
+    Taught in: 08_first_engines.
+    """
+    return "tensorrt-rtx" if module.__name__.split(".")[0].startswith("tensorrt_rtx") else "tensorrt"
 
 
 def find_tensorrt(capability: tuple[int, int] | None) -> TensorRTInfo:
@@ -123,84 +137,38 @@ def find_tensorrt(capability: tuple[int, int] | None) -> TensorRTInfo:
     return TensorRTInfo(None, None, None, False, False, why, tuple(problems))
 
 
-def import_tensorrt() -> ModuleType:
-    """Return the TensorRT Python module (TensorRT 10/11 first, then TensorRT-RTX).
+def import_tensorrt(flavour: str | None = None) -> ModuleType:
+    """Return the TensorRT Python module: TensorRT 10/11 first, then TensorRT-RTX.
 
-    Raises `MissingDependencyError` with both install commands when neither is installed.
+    `flavour="tensorrt"` or `"tensorrt-rtx"` asks for that one (notebook 08 builds its CPU part
+    with TensorRT-RTX even where TensorRT 11 is installed too). Raises `MissingDependencyError`
+    with the install command(s) when it is not installed.
     Taught in: 05_unsupported_operators, 08_first_engines.
     """
-    for _, name in _CANDIDATES:
-        module, _problem = _try_import(name)
-        if module is not None:
-            return module
-    raise missing_tensorrt_error()
+    if flavour is not None and flavour not in FLAVOURS:
+        raise CourseError(f"import_tensorrt(flavour={flavour!r}): use one of {FLAVOURS} or None.")
+    for candidate, name in _CANDIDATES:
+        if flavour is None or candidate == flavour:
+            module, _problem = _try_import(name)
+            if module is not None:
+                return module
+    raise missing_tensorrt_error(flavour)
 
 
-def missing_tensorrt_error() -> MissingDependencyError:
+def missing_tensorrt_error(flavour: str | None = None) -> MissingDependencyError:
     """The error every TensorRT cell of the course raises when no TensorRT flavour is installed.
 
+    With `flavour`, the error names that flavour's install command only.
     Taught in: 00_environment_check.
     """
+    if flavour == "tensorrt-rtx":
+        return MissingDependencyError("TensorRT-RTX", INSTALL_TENSORRT_RTX,
+                                      needed_for="building engines ahead of time, on any machine")
+    if flavour == "tensorrt":
+        return MissingDependencyError("TensorRT 11", INSTALL_TENSORRT,
+                                      needed_for="building and running engines on this NVIDIA GPU")
     return MissingDependencyError(
         "TensorRT",
         f"{INSTALL_TENSORRT}\n  or, to parse and build without a GPU:\n    {INSTALL_TENSORRT_RTX}",
         needed_for="parsing ONNX into a TensorRT network and building engines",
     )
-
-
-@dataclass
-class ParseResult:
-    """What TensorRT's ONNX parser made of a file: the layer count, or its errors."""
-
-    path: Path
-    flavour: str
-    num_layers: int
-    errors: list[str]
-    log: list[str] = field(default_factory=list)  # what TensorRT's logger said (kept, not printed)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.path.name}: parsed into {self.num_layers} TensorRT layers ({self.flavour})"
-        listed = "\n  ".join(self.errors)
-        return f"{self.path.name}: TensorRT's parser failed ({self.flavour}):\n  {listed}"
-
-
-def parse_onnx(path: str | os.PathLike[str]) -> ParseResult:
-    """Parse an ONNX file with TensorRT's own `OnnxParser` and collect its real error messages.
-
-    Taught in: 05_unsupported_operators (an op without a plugin), 08_first_engines.
-    """
-    onnx_path = Path(path)
-    if not onnx_path.is_file():
-        raise CourseError(f"No ONNX file at {onnx_path}. Export or build the model first.")
-    trt = import_tensorrt()
-    logger = _collecting_logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # every network is strongly typed in TensorRT 11 / RTX
-    parser = trt.OnnxParser(network, logger)
-    ok = parser.parse_from_file(str(onnx_path))
-    errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-    if not ok and not errors:
-        errors = ["the parser returned False without an error message"]
-    flavour = "tensorrt" if trt.__name__ == "tensorrt" else "tensorrt-rtx"
-    return ParseResult(onnx_path, flavour, network.num_layers if ok else 0, errors, logger.messages)
-
-
-def _collecting_logger(trt: ModuleType) -> Any:
-    """An `ILogger` that keeps TensorRT's messages instead of printing them to stderr,
-    so notebook outputs show the parser's errors once, through `ParseResult`."""
-
-    class CollectingLogger(trt.ILogger):  # type: ignore[name-defined,misc]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.messages: list[str] = []
-
-        def log(self, severity: Any, message: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
-                self.messages.append(f"[{severity.name}] {message}")
-
-    return CollectingLogger()
