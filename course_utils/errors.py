@@ -66,7 +66,9 @@ def expect_error(
         caught.error = error
         # The lesson is the message, not where this checkout lives: show repo paths relative.
         root = str(Path(__file__).resolve().parent.parent) + os.sep
-        lines = str(error).replace(root, "").strip().splitlines() or [""]
+        # No ANSI colour codes or memory addresses in a lesson's output either.
+        text = re.sub(r" at 0x[0-9a-fA-F]+", "", re.sub(r"\x1b\[[0-9;]*m", "", str(error)))
+        lines = text.replace(root, "").strip().splitlines() or [""]
         shown = "\n    ".join(lines[:show_lines]) + ("\n    ..." if len(lines) > show_lines else "")
         print(f"Expected error -> {type(error).__name__}: {shown}")
         return

@@ -1,11 +1,18 @@
-"""Summarize and print any ONNX model: readable, complete, and short for big models.
+"""The facts of an ONNX model at a glance, which neither of the field's printers gives.
 
-`print(model)` dumps every weight as text and `onnx.printer.to_text` shows every node;
-neither says "how many parameters, which opsets, what are the inputs". `summarize_model`
-answers those in one object (plain text and an HTML table in Jupyter), and
-`print_model` / `format_model` list opsets, inputs and outputs (dtype names, symbolic
-dims), nodes with readable attributes (tensors summarized, never dumped) and initializers,
-cut to `max_nodes` / `max_initializers` lines with "... N more".
+`onnx.printer.to_text(model)` prints every node (the readable form of the protobuf) and
+`polygraphy inspect model` lists inputs, outputs, initializers and nodes; notebook 04 shows
+both. Neither answers "how many parameters, how many bytes, which op how often, where does
+each weight live (raw_data, a typed field, an external file)" - the questions a deployment
+engineer asks first. That is all this module adds:
+
+- `summarize_model(model)`: opsets, typed inputs/outputs (dtype names, symbolic dims),
+  op counts, parameter count and bytes, subgraphs, external-data files; prints as text and
+  shows as an HTML table. Accepts a ModelProto, an .onnx path (graph only, weights stay on
+  disk) or the ONNXProgram that `torch.onnx.export(..., dynamo=True)` returns.
+- `initializers_table(model)`: each weight's dtype, shape, size and *storage*, read from the
+  protobuf fields without loading the values.
+- `value_info` / `dtype_name` / `Table`: the small pieces the two are built from.
 Taught in: 04_onnx_protobuf_anatomy (used from 02 on).
 """
 
@@ -19,22 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
-from onnx import AttributeProto, TensorProto, external_data_helper
+from onnx import TensorProto, external_data_helper
 
-from .errors import CourseError
-from .onnx_io import external_data_files, iter_graphs, load_model
+from .onnx_io import _as_model, external_data_files, iter_graphs
 
 __all__ = [
     "TensorInfo",
     "ModelSummary",
     "Table",
     "summarize_model",
-    "format_model",
-    "print_model",
     "dtype_name",
     "value_info",
-    "format_attribute",
-    "nodes_table",
     "initializers_table",
 ]
 
@@ -300,23 +302,6 @@ class ModelSummary:
         printer.text(str(self))  # type: ignore[attr-defined]  # IPython's text/plain form
 
 
-def _as_model(model_or_path: ModelLike, load_external_data: bool = False) -> onnx.ModelProto:
-    """Accept a ModelProto, an .onnx path, or the ONNXProgram that dynamo=True returns."""
-    if isinstance(model_or_path, onnx.ModelProto):
-        return model_or_path
-    if isinstance(model_or_path, str | os.PathLike):
-        return load_model(model_or_path, load_external_data=load_external_data)
-    # torch.onnx.export(..., dynamo=True) returns an ONNXProgram; its .model_proto is the
-    # ModelProto that .save() would write, so learners need not save it first to look at it.
-    proto = getattr(model_or_path, "model_proto", None)
-    if isinstance(proto, onnx.ModelProto):
-        return proto
-    raise CourseError(
-        "Expected an onnx.ModelProto or the path of an .onnx file (or the ONNXProgram that "
-        f"torch.onnx.export(..., dynamo=True) returns), got {type(model_or_path).__name__}."
-    )
-
-
 def summarize_model(model_or_path: ModelLike) -> ModelSummary:
     """One-glance facts of a model (or .onnx path): opsets, I/O, op counts, parameters.
 
@@ -349,81 +334,8 @@ def summarize_model(model_or_path: ModelLike) -> ModelSummary:
     )
 
 
-def _tensor_summary(tensor: TensorProto) -> str:
-    shape = "[" + ", ".join(str(d) for d in tensor.dims) + "]"
-    return f"tensor {dtype_name(tensor.data_type)}{shape} ({_numel(tensor):,} values, " \
-        f"{_storage(tensor)})"
-
-
-def _short_list(values: list[object], limit: int = 8, quote: bool = False) -> str:
-    shown = ", ".join(repr(v) if quote else str(v) for v in values[:limit])
-    more = f", ... {len(values) - limit} more" if len(values) > limit else ""
-    return f"[{shown}{more}]"
-
-
-def format_attribute(attribute: onnx.AttributeProto) -> str:
-    """`name=value` for one node attribute, readable: tensors and graphs are summarized.
-
-    Examples: `kernel_shape=[3, 3]`, `epsilon=1e-05`, `value=tensor float32[16] (16 values,
-    raw_data)`, `then_branch=<graph 'then' 3 nodes>`. Taught in: 04_onnx_protobuf_anatomy.
-    """
-    kind = attribute.type
-    A = AttributeProto
-    if attribute.ref_attr_name:  # inside a function: refers to the caller's attribute
-        return f"{attribute.name}=@{attribute.ref_attr_name}"
-    if kind == A.FLOAT:
-        value = f"{attribute.f:g}"
-    elif kind == A.INT:
-        value = str(attribute.i)
-    elif kind == A.STRING:
-        value = repr(attribute.s.decode("utf-8", errors="replace"))
-    elif kind == A.TENSOR:
-        value = _tensor_summary(attribute.t)
-    elif kind == A.SPARSE_TENSOR:
-        value = f"sparse {_tensor_summary(attribute.sparse_tensor.values)}"
-    elif kind == A.GRAPH:
-        value = f"<graph '{attribute.g.name}' {len(attribute.g.node)} nodes>"
-    elif kind == A.TYPE_PROTO:
-        value = "type " + _type_info(attribute.tp)[0]
-    elif kind == A.FLOATS:
-        value = _short_list([f"{v:g}" for v in attribute.floats])
-    elif kind == A.INTS:
-        value = _short_list(list(attribute.ints))
-    elif kind == A.STRINGS:
-        value = _short_list([s.decode("utf-8", errors="replace") for s in attribute.strings],
-                            quote=True)
-    elif kind == A.TENSORS:
-        value = _short_list([_tensor_summary(t) for t in attribute.tensors], limit=3)
-    elif kind == A.GRAPHS:
-        value = f"<{len(attribute.graphs)} graphs>"
-    elif kind == A.SPARSE_TENSORS:
-        value = f"<{len(attribute.sparse_tensors)} sparse tensors>"
-    elif kind == A.TYPE_PROTOS:
-        value = _short_list([_type_info(tp)[0] for tp in attribute.type_protos])
-    else:
-        value = f"<attribute type {kind}>"
-    return f"{attribute.name}={value}"
-
-
 def _cut(count: int, limit: int | None) -> int:
     return count if limit is None else max(0, min(count, limit))
-
-
-def nodes_table(model_or_path: ModelLike, max_nodes: int | None = 50) -> Table:
-    """The main graph's nodes as a Table: index, name, op, inputs -> outputs, attributes.
-
-    Taught in: 04_onnx_protobuf_anatomy.
-    """
-    graph = _as_model(model_or_path).graph
-    shown = _cut(len(graph.node), max_nodes)
-    rows = [
-        [i, node.name or "-", _op_key(node), ", ".join(node.input), ", ".join(node.output),
-         "; ".join(format_attribute(a) for a in node.attribute)]
-        for i, node in enumerate(graph.node[:shown])
-    ]
-    note = f"... {len(graph.node) - shown} more nodes" if shown < len(graph.node) else ""
-    return Table(["#", "name", "op", "inputs", "outputs", "attributes"], rows,
-                 title=f"Nodes ({len(graph.node)})", note=note)
 
 
 def initializers_table(model_or_path: ModelLike, max_initializers: int | None = 50) -> Table:
@@ -442,80 +354,3 @@ def initializers_table(model_or_path: ModelLike, max_initializers: int | None = 
     note = f"... {hidden} more initializers" if hidden else ""
     return Table(["name", "dtype", "shape", "elements", "size", "storage"], rows,
                  title=f"Initializers ({len(graph.initializer)})", note=note)
-
-
-def _node_lines(graph: onnx.GraphProto, max_nodes: int | None, depth: int) -> list[str]:
-    """One line per node (subgraph bodies indented below their node), cut at max_nodes."""
-    indent = "  " * depth
-    shown = _cut(len(graph.node), max_nodes)
-    width = len(str(max(len(graph.node) - 1, 0)))
-    lines = []
-    for index, node in enumerate(graph.node[:shown]):
-        attributes = ", ".join(format_attribute(a) for a in node.attribute)
-        name = f" '{node.name}'" if node.name else ""
-        lines.append(
-            f"{indent}[{index:>{width}}] {_op_key(node)}{name}: ({', '.join(node.input)}) -> "
-            f"({', '.join(node.output)})" + (f"  {{{attributes}}}" if attributes else "")
-        )
-        for attribute in node.attribute:
-            bodies = [attribute.g] if attribute.type == AttributeProto.GRAPH else (
-                list(attribute.graphs) if attribute.type == AttributeProto.GRAPHS else [])
-            for body in bodies:
-                lines.append(f"{indent}    {attribute.name}: graph '{body.name}' "
-                             f"({len(body.node)} nodes)")
-                lines += _node_lines(body, max_nodes, depth + 2)
-    if shown < len(graph.node):
-        lines.append(f"{indent}... {len(graph.node) - shown} more nodes")
-    return lines
-
-
-def format_model(
-    model_or_path: ModelLike, max_nodes: int | None = 50, max_initializers: int | None = 20
-) -> str:
-    """The whole model as readable text: header, opsets, I/O, nodes, initializers, totals.
-
-    Takes what `summarize_model` takes (ModelProto, .onnx path or dynamo ONNXProgram).
-    Long lists stop after `max_nodes` / `max_initializers` entries with "... N more"
-    (None shows everything). Taught in: 04_onnx_protobuf_anatomy.
-    """
-    model = _as_model(model_or_path)
-    summary = summarize_model(model)
-    graph = model.graph
-    lines = [
-        f"Model '{graph.name}'  IR v{model.ir_version}  producer: {summary.producer or '-'}",
-        "Opsets: " + (", ".join(f"{d} {v}" for d, v in summary.opset.items()) or "-"),
-        "Inputs:",
-        *([f"  {info}" for info in summary.inputs] or ["  (none)"]),
-        "Outputs:",
-        *([f"  {info}" for info in summary.outputs] or ["  (none)"]),
-    ]
-    lines.append(f"Nodes ({len(graph.node)}):")
-    lines += _node_lines(graph, max_nodes, depth=1)
-    shown = _cut(len(graph.initializer), max_initializers)
-    lines.append(f"Initializers ({len(graph.initializer)}):")
-    for tensor in graph.initializer[:shown]:
-        lines.append(
-            f"  {tensor.name}: {dtype_name(tensor.data_type)}{list(tensor.dims)}  "
-            f"{_numel(tensor):,} values, {_human_bytes(_tensor_nbytes(tensor))}, "
-            f"{_storage(tensor)}"
-        )
-    if shown < len(graph.initializer):
-        lines.append(f"  ... {len(graph.initializer) - shown} more initializers")
-    ops = ", ".join(f"{op} x{n}" for op, n in summary.op_counts.most_common())
-    nested = (f" + {summary.num_subgraph_nodes} in {summary.num_subgraphs} subgraphs"
-              if summary.num_subgraphs else "")
-    lines.append(
-        f"Totals: {summary.num_nodes} nodes{nested} ({ops or 'none'}), "
-        f"{summary.num_initializers} initializers, {summary.num_parameters:,} parameters "
-        f"({_human_bytes(summary.parameter_bytes)})"
-    )
-    if summary.external_data:
-        lines.append(f"External data: {', '.join(summary.external_data)}")
-    return "\n".join(lines)
-
-
-def print_model(
-    model_or_path: ModelLike, max_nodes: int | None = 50, max_initializers: int | None = 20
-) -> None:
-    """Print `format_model(...)`. Taught in: 04_onnx_protobuf_anatomy."""
-    print(format_model(model_or_path, max_nodes=max_nodes, max_initializers=max_initializers))

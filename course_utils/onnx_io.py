@@ -229,6 +229,25 @@ def load_model(path: PathLike, load_external_data: bool = True) -> onnx.ModelPro
     return model
 
 
+def _as_model(model_or_path: object, load_external_data: bool = False) -> onnx.ModelProto:
+    """A ModelProto from a ModelProto, an .onnx path (via `load_model`, graph only by default)
+    or the ONNXProgram that `torch.onnx.export(..., dynamo=True)` returns (its `.model_proto`).
+
+    Shared by the inspectors (`summarize_model`, `op_types`, ...), so none needs a saved file.
+    """
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, str | os.PathLike):
+        return load_model(model_or_path, load_external_data=load_external_data)
+    proto = getattr(model_or_path, "model_proto", None)
+    if isinstance(proto, onnx.ModelProto):
+        return proto
+    raise CourseError(
+        "Expected an onnx.ModelProto or the path of an .onnx file (or the ONNXProgram that "
+        f"torch.onnx.export(..., dynamo=True) returns), got {type(model_or_path).__name__}."
+    )
+
+
 def read_initializer(tensor: onnx.TensorProto, base_dir: PathLike | None = None) -> np.ndarray:
     """A weight (TensorProto) as a numpy array, however it is stored.
 

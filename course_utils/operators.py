@@ -1,221 +1,134 @@
-"""Custom and unsupported operators: the seed's small models and graph checks for notebook 05.
+"""Generic helpers for exporting operators the exporter or the runtime does not know (notebook 05).
 
-What lives here is the repeated plumbing; every registration call the notebook teaches
-(`torch.onnx.register_custom_op_symbolic`, the `onnx_symbolic` decorator, an autograd
-Function's `symbolic`, `custom_translation_table`, `torch.library.custom_op`,
-`torch.onnx.ops.symbolic`) stays visible in the notebook.
+The seed's models (the asinh model, `CustomOp`, the DeformConv model) and every registration
+call (`register_custom_op_symbolic`, `onnx_symbolic`, `autograd.Function.symbolic`,
+`custom_translation_table`, `torch.library.custom_op`, `torch.onnx.ops.symbolic`) are written
+in notebook 05 itself. What lives here is what any export of an unusual op needs again:
 
-- Models of the seed (section 3.4.5), built on demand so `import course_utils` stays fast:
-  `asinh_model()` (torch.asinh), `custom_op_function()` / `custom_op_model()` (the
-  autograd Function `CustomOp`, with or without a `symbolic` that emits
-  `custom_domain::customOp2`), `deform_conv_model()` (a Conv2d that predicts offsets for
-  a torchvision `DeformConv2d`), and `clamp_silu()`, the math all of them share.
-- Graph checks: `op_types()` lists a graph's domain-qualified op types,
-  `unknown_ops()` lists the ops ONNX's operator schemas do not know at the model's (or a
-  given) opset, `node_attributes()` reads one node's attributes as Python values.
-- `capture_native_output()` collects what C++ code (the TorchScript exporter's graph dump
-  and warnings, TensorRT's logger) writes straight to the process's stdout/stderr, which
-  Python's redirection cannot catch, so a notebook cell shows it in order and without
-  timestamps instead of interleaved with the cell's own prints.
+- Graph checks: `op_types()` (a graph's domain-qualified op types), `unknown_ops()` (the ops
+  ONNX's schemas do not define at the model's, or a given, opset - `onnx.checker` with
+  `full_check=True` says the same, one error at a time), `node_attributes()`.
+- Pictures: `side_by_side({"traced": a, "registered": b})` puts several graphs in one
+  ModelProto (names prefixed by their label) so one Netron picture compares them.
+- Quiet failures: `capture_native_output()` collects what C++ writes straight to the process's
+  stdout/stderr (the legacy exporter's graph dump); `unwrap_cause()` re-raises the error that
+  torch's dynamo exporter wrapped (twice), with its loggers quiet, so `cu.expect_error` shows it.
+- The seed's custom op for later lessons: `clamp_silu()` (the math: clamp at 0, then
+  x * sigmoid(x)), `CUSTOM_OP_NAME` and `export_custom_op()`, which writes the one-node
+  `custom_domain::customOp2` model of notebook 05 step 7c for notebook 10's TensorRT plugin.
 Taught in: 05_unsupported_operators.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
+import logging
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import SimpleNamespace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
 from onnx import helper
 
 from .errors import CourseError
+from .onnx_io import _as_model
 
-if TYPE_CHECKING:  # torch is imported only when a model is built (import speed)
+if TYPE_CHECKING:  # torch is imported only where it is needed (import speed)
+    import numpy as np
     import torch
 
 __all__ = [
     "CUSTOM_OP_NAME",
     "clamp_silu",
-    "asinh_model",
-    "custom_op_function",
-    "custom_op_model",
-    "deform_conv_model",
+    "export_custom_op",
     "op_types",
     "unknown_ops",
     "node_attributes",
+    "side_by_side",
     "NativeOutput",
     "capture_native_output",
+    "unwrap_cause",
 ]
 
-#: The op the seed's autograd Function emits when it has a `symbolic` (domain::name).
+#: The node the seed's `CustomOp` becomes when it is registered (domain::op type).
 CUSTOM_OP_NAME = "custom_domain::customOp2"
 
 #: ONNX's default domain has two spellings; both mean the standard operator set.
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def clamp_silu(x: torch.Tensor) -> torch.Tensor:
-    """The seed's custom op: clamp below 0, then x / (1 + exp(-x)), i.e. SiLU of ReLU(x).
+# --------------------------------------------------------------------------- the seed's op
+def clamp_silu(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """The seed's custom op: clamp below 0, then x / (1 + exp(-x)) (= x * sigmoid(x)).
 
-    Taught in: 05_unsupported_operators.
+    Takes a torch tensor (returns one) or a numpy array (returns a float array), so a plugin
+    can be tested against numpy. Known values: clamp_silu(-3) = 0, clamp_silu(0) = 0,
+    clamp_silu(1) = 1 / (1 + e^-1) = 0.7310586. Taught in: 05_unsupported_operators (used in 10).
     """
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise CourseError(f"clamp_silu takes a float array, got dtype {x.dtype}.")
+        clamped = np.maximum(x, 0)
+        return clamped / (1 + np.exp(-clamped))
     import torch
 
     if not isinstance(x, torch.Tensor):
-        raise CourseError(f"clamp_silu takes a torch.Tensor, got {type(x).__name__}.")
-    x = x.clamp(min=0)
-    return x / (1 + torch.exp(-x))
+        raise CourseError(f"clamp_silu takes a torch.Tensor or a numpy array, got {type(x).__name__}.")
+    clamped = x.clamp(min=0)
+    return clamped / (1 + torch.exp(-clamped))
 
 
-@functools.cache
-def _classes() -> SimpleNamespace:
-    """Define the model classes once, the first time one is asked for (imports torch)."""
+def export_custom_op(
+    path: str | os.PathLike[str], shape: Sequence[int] = (1, 1, 5, 5),
+    plugin_version: str = "1", plugin_namespace: str = "custom_domain",
+) -> Path:
+    """Export the seed's CustomOp as ONE `custom_domain::customOp2` node, ready for a TensorRT plugin.
+
+    This is notebook 05 step 7c as a function, for notebook 10 (which implements the plugin):
+    a module whose `forward` calls `torch.onnx.ops.symbolic("custom_domain::customOp2", ...)`
+    with the attributes TensorRT's parser looks a plugin up by (`plugin_version`,
+    `plugin_namespace`), exported with `torch.onnx.export(..., dynamo=True,
+    external_data=False)`. Input `x` and output float32 of `shape`; outside an export the
+    module computes `clamp_silu`. Returns the path written. Taught in: 05_unsupported_operators.
+    """
     import torch
 
-    class AsinhModel(torch.nn.Module):
-        """y = asinh(x): ONNX has Asinh since opset 9, the legacy exporter has no symbolic."""
+    dims = tuple(shape)
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise CourseError(f"shape must be a non-empty sequence of positive ints, got {shape!r}.")
+    for name, value in (("plugin_version", plugin_version), ("plugin_namespace", plugin_namespace)):
+        if not isinstance(value, str):
+            raise CourseError(f"{name} must be a str (TensorRT reads a string attribute), got {value!r}.")
+    target = Path(path)
+    if target.suffix != ".onnx":
+        raise CourseError(f"path must end in .onnx, got {target.name}.")
 
+    class CustomOpPluginNode(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.asinh(x)
-
-    class CustomOp(torch.autograd.Function):
-        """The seed's CustomOp without `symbolic`: the exporter traces its forward."""
-
-        @staticmethod
-        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-            ctx.save_for_backward(x)
+            if torch.onnx.is_in_onnx_export():
+                return torch.onnx.ops.symbolic(
+                    CUSTOM_OP_NAME, (x,),
+                    {"plugin_version": plugin_version, "plugin_namespace": plugin_namespace},
+                    dtype=x.dtype, shape=x.shape, version=1,
+                )
             return clamp_silu(x)
 
-    class CustomOpWithSymbolic(torch.autograd.Function):
-        """The same op, but `symbolic` tells the legacy exporter to emit ONE custom node."""
-
-        @staticmethod
-        def symbolic(g: Any, x: Any) -> Any:
-            return g.op("custom_domain::customOp2", x)  # == CUSTOM_OP_NAME
-
-        @staticmethod
-        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-            ctx.save_for_backward(x)
-            return clamp_silu(x)
-
-    class CustomOpModel(torch.nn.Module):
-        """A model whose forward is one call of an autograd Function's `apply`."""
-
-        def __init__(self, function: type[torch.autograd.Function]) -> None:
-            super().__init__()
-            self.function = function
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.function.apply(x)
-
-    return SimpleNamespace(
-        AsinhModel=AsinhModel, CustomOp=CustomOp, CustomOpWithSymbolic=CustomOpWithSymbolic,
-        CustomOpModel=CustomOpModel,
-    )
-
-
-@functools.cache
-def _deform_conv_class() -> type:
-    """Define DeformConvModel once (imports torchvision, which the other models do not need)."""
-    import torch
-    from torchvision.ops import DeformConv2d
-
-    class DeformConvModel(torch.nn.Module):
-        """A Conv2d predicts 2*k*k offsets per position; DeformConv2d samples with them."""
-
-        def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-            super().__init__()
-            self.conv1 = torch.nn.Conv2d(in_channels, 2 * kernel_size * kernel_size, kernel_size)
-            self.conv2 = DeformConv2d(in_channels, out_channels, kernel_size)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            offset = self.conv1(x)
-            return self.conv2(x, offset)
-
-    return DeformConvModel
-
-
-def asinh_model() -> torch.nn.Module:
-    """A one-op model, y = torch.asinh(x), in eval mode (the seed's asinh example).
-
-    Taught in: 05_unsupported_operators.
-    """
-    return _classes().AsinhModel().eval()
-
-
-def _check_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise CourseError(f"{name} must be True or False, got {value!r}.")
-    return value
-
-
-def custom_op_function(with_symbolic: bool = False) -> type[torch.autograd.Function]:
-    """The seed's autograd Function `CustomOp` (forward = `clamp_silu`).
-
-    `with_symbolic=False`: no `symbolic`, so the legacy exporter traces the forward into
-    several standard nodes. `with_symbolic=True`: its `symbolic(g, x)` returns
-    `g.op("custom_domain::customOp2", x)`, one node of a custom domain.
-    The same class is returned on every call. Taught in: 05_unsupported_operators.
-    """
-    classes = _classes()
-    if _check_flag("with_symbolic", with_symbolic):
-        return classes.CustomOpWithSymbolic
-    return classes.CustomOp
-
-
-def custom_op_model(with_symbolic: bool = False) -> torch.nn.Module:
-    """A model whose forward is `custom_op_function(with_symbolic).apply(x)`, in eval mode.
-
-    Taught in: 05_unsupported_operators.
-    """
-    return _classes().CustomOpModel(custom_op_function(with_symbolic)).eval()
-
-
-def deform_conv_model(
-    in_channels: int = 1, out_channels: int = 1, kernel_size: int = 3, seed: int = 0
-) -> torch.nn.Module:
-    """The seed's deformable-convolution sample: `conv1` predicts offsets, `conv2` is a
-    torchvision `DeformConv2d` that samples the input at those offsets. Weights come
-    from `torch.manual_seed(seed)` so every run builds the same model; eval mode.
-
-    Taught in: 05_unsupported_operators.
-    """
-    import torch
-
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kernel_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise CourseError(f"{name} must be a positive int, got {value!r}.")
-    torch.manual_seed(seed)
-    return _deform_conv_class()(in_channels, out_channels, kernel_size).eval()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(dims, dtype=torch.float32)
+    torch.onnx.export(CustomOpPluginNode().eval(), (example,), target, dynamo=True,
+                      external_data=False, verbose=False, input_names=["x"], output_names=["y"])
+    return target
 
 
 # --------------------------------------------------------------------------- graph checks
-def _as_model(model: Any) -> onnx.ModelProto:
-    """Accept a ModelProto, an .onnx path, or the ONNXProgram that dynamo=True returns."""
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, str | os.PathLike):
-        from .onnx_io import load_model
-
-        return load_model(model, load_external_data=False)  # node lists need no weights
-    if hasattr(model, "model_proto"):  # torch.onnx.ONNXProgram
-        return model.model_proto
-    raise CourseError(
-        "Expected an onnx.ModelProto, the path of an .onnx file, or the ONNXProgram "
-        f"returned by torch.onnx.export(..., dynamo=True); got {type(model).__name__}."
-    )
-
-
 def _qualified(domain: str, op_type: str) -> str:
     return op_type if domain in _DEFAULT_DOMAINS else f"{domain}::{op_type}"
 
@@ -229,12 +142,6 @@ def op_types(model: Any) -> list[str]:
     return [_qualified(node.domain, node.op_type) for node in _as_model(model).graph.node]
 
 
-def _opset_versions(model: onnx.ModelProto) -> dict[str, int]:
-    versions = {("" if o.domain in _DEFAULT_DOMAINS else o.domain): o.version
-                for o in model.opset_import}
-    return versions
-
-
 def unknown_ops(model: Any, opset: int | None = None) -> list[str]:
     """The ops of `model` that ONNX's operator schemas (`onnx.defs`) do not define.
 
@@ -243,7 +150,9 @@ def unknown_ops(model: Any, opset: int | None = None) -> list[str]:
     version ("would this model be valid at opset N?"). Ops the model defines itself as
     local functions count as known. A custom domain (e.g. `custom_domain::customOp2`) is
     unknown to ONNX by definition: a runtime needs its own kernel or plugin for it.
-    Returns sorted, domain-qualified names. Taught in: 05_unsupported_operators.
+    `onnx.checker.check_model(model, full_check=True)` rejects the same models, but stops
+    at the first bad node; this lists them all. Returns sorted, domain-qualified names.
+    Taught in: 05_unsupported_operators.
     """
     proto = _as_model(model)
     if opset is not None and (not isinstance(opset, int) or isinstance(opset, bool)
@@ -252,7 +161,7 @@ def unknown_ops(model: Any, opset: int | None = None) -> list[str]:
             f"opset must be an int from 1 to {onnx.defs.onnx_opset_version()} (the newest "
             f"this onnx {onnx.__version__} knows), got {opset!r}."
         )
-    versions = _opset_versions(proto)
+    versions = {("" if o.domain in _DEFAULT_DOMAINS else o.domain): o.version for o in proto.opset_import}
     if opset is not None:
         versions[""] = opset
     local = {(f.domain, f.name) for f in proto.functions}
@@ -261,8 +170,7 @@ def unknown_ops(model: Any, opset: int | None = None) -> list[str]:
         domain = "" if node.domain in _DEFAULT_DOMAINS else node.domain
         if (node.domain, node.op_type) in local:
             continue
-        version = versions.get(domain, 1)
-        if not onnx.defs.has(node.op_type, version, domain):
+        if not onnx.defs.has(node.op_type, versions.get(domain, 1), domain):
             unknown.add(_qualified(domain, node.op_type))
     return sorted(unknown)
 
@@ -289,6 +197,88 @@ def node_attributes(model: Any, op_type: str) -> dict[str, Any]:
             return values
     present = ", ".join(dict.fromkeys(op_types(proto))) or "none"
     raise CourseError(f"No node of type {op_type!r} in this graph. Its op types: {present}.")
+
+
+def side_by_side(models: dict[str, Any]) -> onnx.ModelProto:
+    """One ModelProto holding the main graphs of several models, for ONE picture that compares them.
+
+    Each model's node, tensor and initializer names get the prefix `label/` (`onnx.compose.add_prefix`),
+    so the graphs stay apart; Netron draws them next to each other. The opset imports are
+    merged (the highest version per domain), so the result is for looking at, not for running.
+    Accepts ModelProtos, .onnx paths or ONNXPrograms. Taught in: 05_unsupported_operators.
+    """
+    from onnx import compose
+
+    if not isinstance(models, dict) or len(models) < 2:
+        raise CourseError(f"side_by_side takes a dict of at least two {{label: model}}, got {models!r:.80}.")
+    for label in models:
+        if not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", label):
+            raise CourseError(f"Labels become name prefixes: use letters, digits, '_', '.', '-'; got {label!r}.")
+    merged = onnx.ModelProto()
+    merged.graph.name = " | ".join(models)
+    opsets: dict[str, int] = {}
+    for label, model in models.items():
+        part = compose.add_prefix(_as_model(model), prefix=f"{label}/")
+        merged.ir_version = max(merged.ir_version, part.ir_version)
+        for name in ("node", "input", "output", "initializer", "value_info"):
+            getattr(merged.graph, name).extend(getattr(part.graph, name))
+        for entry in part.opset_import:
+            domain = "" if entry.domain in _DEFAULT_DOMAINS else entry.domain
+            opsets[domain] = max(opsets.get(domain, 0), entry.version)
+    merged.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in opsets.items())
+    return merged
+
+
+# --------------------------------------------------------------------------- wrapped errors
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and what caused it, outermost first (`__cause__`, else an unsuppressed `__context__`)."""
+    chain = [error]
+    while True:
+        last = chain[-1]
+        nxt = last.__cause__ or (None if last.__suppress_context__ else last.__context__)
+        if nxt is None or any(nxt is seen for seen in chain):
+            return chain
+        chain.append(nxt)
+
+
+@contextmanager
+def unwrap_cause(quiet: Sequence[str] = ("torch.onnx",)) -> Iterator[None]:
+    """Re-raise the innermost cause of an error raised in the block, naming what wrapped it.
+
+    torch's dynamo exporter wraps the real error (a missing translation, a failing pass) in
+    one or two `ConversionError`s / a `PassError` whose messages are generic, coloured for a
+    terminal and may hold memory addresses. Put this inside `cu.expect_error` so the lesson
+    matches and shows the real one:
+
+        with cu.expect_error(DispatchError, match="No ONNX function"), cu.unwrap_cause():
+            torch.onnx.export(model, args, path, dynamo=True)
+
+    It prints one line ("raised ConversionError, caused by ... DispatchError") and raises the
+    innermost error. The loggers named in `quiet` (and their children) are set to ERROR for
+    the block - the exporter also logs a warning about the same failure - and restored after.
+    Taught in: 05_unsupported_operators.
+    """
+    if isinstance(quiet, str):
+        quiet = (quiet,)
+    loggers = [logging.getLogger(name) for name in quiet]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    except Exception as error:
+        chain = _causes(error)
+        if len(chain) == 1:
+            raise
+        names = ", caused by ".join(type(link).__name__ for link in chain)
+        print(_ANSI.sub("", f"raised {names}; the innermost error:"))
+        raise chain[-1] from None
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------- native output

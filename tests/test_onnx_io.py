@@ -203,6 +203,28 @@ def test_truncated_external_data(tmp_path: Path) -> None:
         load_model(path)
 
 
+def test_truncated_external_data_counts_each_weights_offset(tmp_path: Path) -> None:
+    """Known answer: w (64 bytes) at offset 0, b (16 bytes) at offset 64, so b needs bytes 64..80.
+
+    A check that ignores the offset (end = length) would let a 72-byte file through for b.
+    """
+    bias = numpy_helper.from_array(np.array([1, 2, 3, 4], np.float32), "b")
+    path = save_external(tiny_model([bias]), tmp_path / "tiny.onnx")
+    stored = {t.name: {e.key: e.value for e in t.external_data}
+              for t in load_model(path, load_external_data=False).graph.initializer}
+    assert (stored["w"]["offset"], stored["w"]["length"]) == ("0", "64")
+    assert (stored["b"]["offset"], stored["b"]["length"]) == ("64", "16")
+    data_file = tmp_path / "tiny.onnx.data"
+    whole = data_file.read_bytes()
+    assert len(whole) == 80
+    for cut in (72, 79):  # w is complete, b is not
+        data_file.write_bytes(whole[:cut])
+        with pytest.raises(cu.CourseError, match=f"is {cut} bytes, but weight 'b' needs bytes up to 80"):
+            load_model(path)
+    data_file.write_bytes(whole)  # exactly long enough: loads, and b's values come back
+    assert read_initializers(load_model(path))["b"].tolist() == [1, 2, 3, 4]
+
+
 # --- read_initializer: every dtype, raw and typed, and external -------------------------
 
 
