@@ -87,18 +87,31 @@ def collecting_logger(trt: ModuleType | None = None) -> Any:
     """An `ILogger` for `trt` that keeps every message in `.messages` instead of printing it.
 
     `.messages` is a list of (severity name, text), e.g. ("ERROR", "IBuilder::..."), so a cell shows
-    TensorRT's words only where the lesson prints them. Taught in: 08_first_engines.
+    TensorRT's words only where the lesson prints them. TensorRT keeps the first logger a process
+    gives it and ignores later ones, so every message goes to all loggers made so far: each one
+    holds what TensorRT said since it was made. Taught in: 08_first_engines.
     """
     trt = trt or import_tensorrt()
     cls = _LOGGER_CLASSES.get(trt.__name__)
     if cls is None:
+        import weakref
+
         class CollectingLogger(trt.ILogger):  # type: ignore[name-defined,misc]
+            live: weakref.WeakSet = weakref.WeakSet()
+            first: list = []  # TensorRT holds a pointer to the first logger: keep it alive
+
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
                 self.messages: list[tuple[str, str]] = []
+                CollectingLogger.live.add(self)
+                if not CollectingLogger.first:
+                    CollectingLogger.first.append(self)
 
             def log(self, severity: Any, msg: str) -> None:
-                self.messages.append((severity.name, str(msg)))
+                if "logger passed into createInferBuilder differs" in msg:
+                    return  # expected: every logger here receives the messages anyway (see above)
+                for logger in list(CollectingLogger.live):
+                    logger.messages.append((severity.name, str(msg)))
 
         cls = _LOGGER_CLASSES[trt.__name__] = CollectingLogger
     return cls()

@@ -138,6 +138,20 @@ def test_every_parser_error_names_the_node_and_its_op(tmp_path) -> None:
     assert any(line.startswith("[ERROR]") for line in result.log)
 
 
+def test_each_parse_keeps_its_own_log_although_tensorrt_keeps_the_first_logger(tmp_path) -> None:
+    rtx()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    custom = _save([helper.make_node("customOp2", ["x"], ["y"], domain="custom_domain")], tmp_path / "c.onnx",
+                   [x], [y], opsets=(("", 17), ("custom_domain", 1)))
+    cu.parse_onnx(_relu_model(tmp_path / "r.onnx"), flavour=RTX)  # an earlier parse registers its logger first
+    first, second = cu.parse_onnx(custom, flavour=RTX), cu.parse_onnx(custom, flavour=RTX)
+    for result in (first, second):
+        assert any("customOp2" in line for line in result.log), result.log
+        assert not any("logger passed into createInferBuilder" in line for line in result.log)
+    assert len(second.log) == len(first.log)  # its own messages only, not the first parse's too
+
+
 def test_a_missing_plugin_library_is_a_clear_error(tmp_path) -> None:
     rtx()
     with pytest.raises(cu.CourseError, match="No plugin library"):
