@@ -173,6 +173,11 @@ class VerificationResult:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
+    def __bool__(self) -> bool:
+        # `assert cu.verify_onnx_export(...)` on a dataclass would always pass: refuse it.
+        raise CourseError("A VerificationResult has no truth value: test result.ok (and its "
+                          "numbers, result.max_abs_error / max_rel_error) instead.")
+
     @property
     def max_abs_error(self) -> float:
         return max((c.max_abs_error for c in self.checks), default=0.0)
@@ -226,18 +231,32 @@ def verify_onnx_export(
     every symbolic dimension (`batch`, `s0`, ...) is filled with each value of
     `batch_sizes` in turn, unless `dims` names its value. Pass `inputs` to use your own
     arrays instead (one run). The module gets the inputs positionally, in the ONNX order.
-    An output passes when |onnx - torch| <= atol + rtol * |torch| everywhere. The default
-    (`atol=None`) is scale-aware: atol = min(1e-4, rtol * max|torch|) per output (1e-4 when
-    the reference is exactly zero). Without that cap, an output whose values are all tiny (a
-    random-weight network can output 1e-14) would "match" an ONNX file that outputs zeros,
-    because every difference would be below 1e-4. An explicit `atol=` is used as given. `max_rel_error` is
-    max|onnx - torch| / max|torch|. A mismatch raises `CourseError` naming the output
-    (pass `raise_on_mismatch=False` to get the result instead).
+
+    Tolerance, element by element (as `numpy.allclose`): an output passes when
+    |onnx - torch| <= atol + rtol * |torch| everywhere and no value is NaN or inf. The
+    default (`atol=None`) is scale-aware: atol = min(1e-4, rtol * max|torch|) per output
+    (1e-4 when the reference is exactly zero). Without that cap, an output whose values are
+    all tiny (a random-weight network can output 1e-14) would "match" an ONNX file that
+    outputs zeros, because every difference would be below 1e-4. An explicit `atol=` is used
+    as given. `max_rel_error` is max|onnx - torch| / max|torch|. A mismatch raises
+    `CourseError` naming the output (pass `raise_on_mismatch=False` to get the result; then
+    read `result.ok`: the result itself has no truth value).
+
+    Why this helper exists beside the field's tools (notebook 02 shows
+    `torch.onnx.verification`, notebook 03 `polygraphy run --onnxrt`, each checked against
+    it): `torch.onnx.verification.verify_onnx_program` needs the `ONNXProgram` that
+    `torch.onnx.export(..., dynamo=True)` returns (the legacy exporter returns None, and a
+    file on disk has none), runs one input (the example) and reports differences without a
+    verdict; polygraphy compares a file with reference outputs you saved but knows nothing
+    of the PyTorch module. This helper takes any exported file and the module, makes inputs
+    for every declared input at several batch sizes, gives a verdict with a scale-aware
+    tolerance, and names the output that differs.
     Taught in: 02_pytorch_to_onnx (and 03_what_export_does).
     """
     import onnxruntime as ort
     import torch
 
+    _check_tolerances(atol, rtol)
     path = _existing_onnx_file(onnx_model)
     session = _ort_session(path, ort)
     declared = session.get_inputs()
@@ -268,6 +287,15 @@ def verify_onnx_export(
     if raise_on_mismatch and not result.ok:
         raise CourseError(_mismatch_message(result, module))
     return result
+
+
+def _check_tolerances(atol: float | None, rtol: float) -> None:
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is None and name == "atol":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value) \
+                or value < 0:
+            raise CourseError(f"{name} must be a finite number >= 0 (such as 1e-3), got {value!r}.")
 
 
 def _existing_onnx_file(onnx_model: str | os.PathLike[str]) -> Path:
@@ -312,6 +340,11 @@ def _generated_inputs(
     declared: Sequence[Any], batch_sizes: Sequence[int], dims: Mapping[str, int],
     seed: int, path: Path,
 ) -> dict[int | None, dict[str, np.ndarray]]:
+    bad_dims = {k: v for k, v in dims.items()
+                if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0}
+    if bad_dims:
+        raise CourseError(f"dims must map dimension names to positive integers such as "
+                          f"{{'batch': 4}}, got {bad_dims!r}.")
     sizes = list(batch_sizes) if isinstance(batch_sizes, Iterable) else [batch_sizes]
     if not sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
                             for b in sizes):
@@ -352,6 +385,12 @@ def _check_given_inputs(
                 f"('?' = any size), got {list(array.shape)}. Reshape it (e.g. "
                 f"x.reshape({', '.join(str(d if d != '?' else 1) for d in expected)}))."
             )
+        if array.dtype.kind not in "biuf":
+            raise CourseError(f"Input {item.name!r} of {path.name} must be a numeric array, got "
+                              f"dtype {array.dtype}.")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise CourseError(f"Input {item.name!r} contains NaN or inf: a comparison on such "
+                              "inputs proves nothing. Pass finite values.")
         feed[item.name] = array.astype(_numpy_dtype(item.type, item.name), copy=False)
     return feed
 
@@ -410,12 +449,13 @@ def _compare(
         )
     if got.dtype.kind in "fc" or want.dtype.kind in "fc":
         got64, want64 = got.astype(np.float64), want.astype(np.float64)
-        diff = np.abs(got64 - want64)
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN: a failure, reported below
+            diff = np.abs(got64 - want64)
         max_abs = float(diff.max(initial=0.0))
         scale = float(np.abs(want64).max(initial=0.0))
         max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
         tolerance = _absolute_tolerance(rtol, scale) if atol is None else atol
-        ok = bool(np.all(diff <= tolerance + rtol * np.abs(want64))) and np.isfinite(max_abs)
+        ok = bool(np.all(diff <= tolerance + rtol * np.abs(want64)) and np.isfinite(max_abs))
     else:
         mismatched = got != want
         max_abs = float(np.abs(got.astype(np.int64) - want.astype(np.int64)).max(initial=0))
@@ -524,15 +564,18 @@ def _describe(model: Any, path: Path, said: ExportMessages | None) -> dict[str, 
         for entry in init.external_data if entry.key == "location"
     })
     n_external = sum(1 for init in model.graph.initializer if uses_external_data(init))
+    n_inside = len(model.graph.initializer) - n_external
     if external:
         files = ", ".join(f"{name} ({_size(path.parent / name)})" for name in external)
-        stored = f"{n_external} in {files}, the rest inside {path.name}"
+        stored = (f"all in {files}" if n_inside == 0 else
+                  f"{n_external} in {files}, {n_inside} inside {path.name}")
     else:
         stored = f"all inside {path.name}"
         sidecar = path.with_name(path.name + ".data")
         if sidecar.is_file():
             stored += f" ({sidecar.name} also written: {_size(sidecar)})"
-    op_text = " -> ".join(ops) if len(ops) <= 12 else ", ".join(
+    # Node order, not a chain: two parallel heads are two nodes, not one after the other.
+    op_text = ", ".join(ops) if len(ops) <= 12 else ", ".join(
         f"{op} x{n}" for op, n in Counter(ops).most_common())
     row = {
         "file": f"{path.name} ({_size(path)})",
@@ -579,7 +622,13 @@ def _first_line(message: Any) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """`text` cut to at most `limit` characters at a word boundary, ending in '...'."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    if " " in cut and not text[limit - 3].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "..."
 
 
 def _unique(items: Iterable[str]) -> list[str]:

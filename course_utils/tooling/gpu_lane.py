@@ -172,7 +172,7 @@ def run_gpu_lane(wheelhouse: Path | None, pytest_args: list[str], install_only: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m course_utils wheelhouse ...` and `python -m course_utils gpu-lane ...`."""
+    """`python -m course_utils wheelhouse ...` and `python -m course_utils gpu-lane ...`. Plumbing: make gpu-lane."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv else ""
     if command == "wheelhouse":
