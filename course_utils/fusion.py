@@ -6,6 +6,12 @@ torch modules). Horizontal fusion: convolutions that read the same input with th
 geometry become one wider convolution whose output is split (`merge_conv_weights`,
 `merge_parallel_convs`). TensorRT does both at build time; here the learner does them by
 hand and checks that the numbers do not change.
+
+Why helpers when PyTorch has `torch.nn.utils.fusion.fuse_conv_bn_eval` (notebook 01 shows it
+and checks that both agree)? `fold_batchnorm` works on plain arrays, so the same two lines fold
+an ONNX graph's initializers or a Linear + BatchNorm1d pair, and every input is checked with
+a clear message (shapes that do not belong together, a negative variance, NaN); PyTorch has
+no horizontal-fusion helper at all.
 Taught in: 01_tensorrt_in_context.
 """
 
@@ -27,8 +33,14 @@ __all__ = [
 
 def _as_float_array(name: str, value: object) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value, dtype=np.float64)
+        value = value.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CourseError(f"{name} must be an array of numbers, got {type(value).__name__} "
+                          f"{str(value)[:40]!r}.") from None
+    if array.size == 0:
+        raise CourseError(f"{name} is empty: there is nothing to fold or merge.")
     if not np.all(np.isfinite(array)):
         raise CourseError(f"{name} contains NaN or infinity; check the model's parameters.")
     return array
@@ -42,8 +54,9 @@ def fold_batchnorm(
 
     With s = gamma / sqrt(var + eps) (one number per output channel):
     W' = W * s (scaled along the output-channel axis 0), b' = (b - mean) * s + beta.
-    Works for any weight whose axis 0 is the output channel (Conv1d/2d/3d, Linear).
-    Returns float32 arrays. Taught in: 01_tensorrt_in_context.
+    Works for any weight whose axis 0 is the output channel (Conv1d/2d/3d, Linear), as numpy
+    arrays or torch tensors, which is what `torch.nn.utils.fusion.fuse_conv_bn_weights` does
+    for torch tensors only. Returns float32 arrays. Taught in: 01_tensorrt_in_context.
     """
     w = _as_float_array("weight", weight)
     if w.ndim < 2:
@@ -72,8 +85,9 @@ def fold_batchnorm(
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new Conv2d equal to `bn(conv(x))` in eval mode (the inputs are left untouched).
 
-    Uses BN's running statistics, as inference does; raises `CourseError` when the modules
-    do not fit together. Taught in: 01_tensorrt_in_context.
+    Uses BN's running statistics, as inference does, like `torch.nn.utils.fusion.fuse_conv_bn_eval`;
+    unlike it, raises a `CourseError` that says why when the modules do not fit together
+    (wrong types, channel counts, BN without running statistics). Taught in: 01_tensorrt_in_context.
     """
     if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.modules.batchnorm._BatchNorm):
         raise CourseError(f"fuse_conv_bn(conv, bn) needs an nn.Conv2d and a BatchNorm module, "

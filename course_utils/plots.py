@@ -5,13 +5,22 @@
 - `plot_quantization`: a tensor's histogram with the quantization grid and clipping range.
 - `plot_timings`: a bar chart of benchmark results (auto-tuning, fusion).
 - `plot_frame_distance`: metres travelled per frame against the frame rate (driving budgets).
+- `plot_pipeline`: a perception pipeline run serially and with CPU/GPU asynchrony.
+- `plot_power_budget`: power ranges against a budget, and the cooling that power needs.
+
+Every figure is drawn at `DPI` pixels per inch and at most `MAX_WIDTH_IN` inches wide, so it
+is shown at its real size in a notebook's output area (about 850 px), and with the text sizes
+of `STYLE` (at least 8 points, 11 px on screen); legends sit where they cover no data.
 Taught in: 01_tensorrt_in_context (reused wherever a figure is needed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+import math
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -22,17 +31,45 @@ from .timing import BenchmarkResult
 
 __all__ = [
     "plot_workflow", "plot_roofline", "plot_quantization", "plot_timings", "plot_frame_distance",
-    "plot_pipeline",
+    "plot_pipeline", "plot_power_budget", "DPI", "MAX_WIDTH_IN", "STYLE", "COOLING_CLASSES",
 ]
+
+#: Pixels per inch of every course figure: 8.5 inches are 850 px, a notebook's output width.
+DPI = 100
+MAX_WIDTH_IN = 8.5
+#: Text sizes in points (at DPI 100 one point is 1.39 px): nothing smaller than 8 points.
+STYLE = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5, "legend.fontsize": 9, "figure.titlesize": 12,
+}
 
 _BUILD = "#dbe9f6"
 _RUN = "#fde3c8"
 _SIDE = "#e8e8e8"
+_F = TypeVar("_F", bound=Callable[..., Figure])
 
 
-def _box(ax: Any, x: float, y: float, text: str, color: str, width: float = 1.9) -> None:
-    ax.add_patch(_fancy_box(x - width / 2, y - 0.42, width, 0.84, color))
-    ax.text(x, y, text, ha="center", va="center", fontsize=8)
+def _styled(function: _F) -> _F:
+    """Draw under the course's text sizes (they are read when each text is created)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        import matplotlib
+
+        with matplotlib.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(min(width, MAX_WIDTH_IN), height), dpi=DPI, layout="constrained")
+
+
+def _box(ax: Any, x: float, y: float, text: str, color: str, width: float = 1.9,
+         height: float = 0.84, fontsize: float = 9) -> None:
+    ax.add_patch(_fancy_box(x - width / 2, y - height / 2, width, height, color))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
 def _fancy_box(x: float, y: float, w: float, h: float, color: str) -> Any:
@@ -43,78 +80,79 @@ def _fancy_box(x: float, y: float, w: float, h: float, color: str) -> Any:
 
 
 def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float], label: str = "",
-           style: str = "-|>", dashed: bool = False) -> None:
+           style: str = "-|>", dashed: bool = False, label_side: str = "right") -> None:
     ax.annotate("", xy=end, xytext=start, arrowprops={
         "arrowstyle": style, "color": "#333333", "lw": 1.2,
         "linestyle": "--" if dashed else "-", "shrinkA": 2, "shrinkB": 2})
     if label:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.5, label,
-                ha="center", va="bottom", fontsize=7, color="#222266")
+        x, y = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        ax.text(x + (0.12 if label_side == "right" else -0.12), y, label,
+                ha="left" if label_side == "right" else "right", va="center", fontsize=8.5,
+                color="#222266")
 
 
+@_styled
 def plot_workflow() -> Figure:
     """TensorRT's workflow: framework -> ONNX -> OnnxParser -> network (+ builder config) ->
     builder -> serialized plan -> runtime -> engine -> execution context.
 
-    Build time (top row, once per GPU/TensorRT version) and run time (bottom row, in the
-    application), with the two ways around the parser (network API by hand, plugins).
-    Uses TensorRT 11 names. Taught in: 01_tensorrt_in_context.
+    Build time (left column, once per target GPU and TensorRT version) and run time (right
+    column, in the application), with the two ways around the parser (network API by hand,
+    plugins) and what the builder does. Uses TensorRT 11 names. Taught in: 01_tensorrt_in_context.
     """
-    fig = Figure(figsize=(13, 5.2))
+    fig = _figure(8.5, 6.4)
     ax = fig.add_subplot()
-    ax.set_xlim(-0.2, 15.2)
-    ax.set_ylim(-0.3, 5.4)
+    ax.set_xlim(0.0, 10.6)
+    ax.set_ylim(1.15, 8.5)
     ax.axis("off")
-    top = [
-        (1.0, "PyTorch / TF /\nJAX / Paddle\n(train)"),
-        (3.5, "model.onnx\n(torch.onnx.export)"),
-        (6.0, "OnnxParser\nparse()"),
-        (8.5, "INetworkDefinition\n(strongly typed)"),
-        (11.0, "IBuilder +\nIBuilderConfig"),
-        (13.7, "plan file\n(IHostMemory)"),
-    ]
-    for x, text in top:
-        _box(ax, x, 4.0, text, _BUILD)
-    labels = ["export", "read", "fills", "+ config", "build_serialized\n_network()"]
-    for (x0, _), (x1, _), label in zip(top[:-1], top[1:], labels, strict=True):
-        _arrow(ax, (x0 + 0.97, 4.0), (x1 - 0.97, 4.0), label)
-    bottom = [
-        (13.7, "IRuntime\ndeserialize_cuda_engine"),
-        (10.6, "ICudaEngine\n(kernels chosen)"),
-        (7.5, "IExecutionContext\nset_input_shape\nset_tensor_address"),
-        (4.4, "execute_async_v3\n(CUDA stream)"),
-        (1.3, "outputs ->\napplication"),
-    ]
-    for x, text in bottom:
-        _box(ax, x, 1.2, text, _RUN, width=2.2)
-    _arrow(ax, (13.7, 3.55), (13.7, 1.65))
-    ax.text(13.8, 2.6, "load plan\n(deploy)", fontsize=7, color="#222266")
-    for (x0, _), (x1, _) in zip(bottom[:-1], bottom[1:], strict=True):
-        _arrow(ax, (x0 - 1.12, 1.2), (x1 + 1.12, 1.2))
-    _box(ax, 8.5, 2.55, "network API by hand\n(add_convolution, ...)", _SIDE, width=2.3)
-    _arrow(ax, (8.5, 2.97), (8.5, 3.56), dashed=True)
-    _box(ax, 6.0, 2.55, "plugins (custom ops)\ntensorrt.plugin / IPluginV3", _SIDE, width=2.3)
-    _arrow(ax, (6.0, 2.97), (6.0, 3.56), dashed=True)
-    _box(ax, 11.0, 2.55, "fusion, precision from\nthe ONNX (casts, Q/DQ),\ntactic timing + cache",
-         _SIDE, width=2.3)
-    _arrow(ax, (11.0, 2.97), (11.0, 3.56), dashed=True)
-    ax.text(0.0, 5.15, "BUILD TIME (offline, once per GPU model + TensorRT version)",
+    rows = [7.2, 6.1, 5.0, 3.9, 2.8, 1.7]  # y of the six build steps, top to bottom
+    build = ["PyTorch / TF / JAX / Paddle\n(train)", "model.onnx\n(torch.onnx.export)",
+             "OnnxParser\nparse()", "INetworkDefinition\n(strongly typed)",
+             "IBuilder + IBuilderConfig", "plan file\n(IHostMemory)"]
+    bx, bw = 1.75, 3.2
+    for y, text in zip(rows, build, strict=True):
+        _box(ax, bx, y, text, _BUILD, width=bw, height=0.74)
+    for (y0, y1), label in zip(zip(rows[:-1], rows[1:], strict=True),
+                               ["export", "read", "fills", "+ config", "build_serialized_network()"],
+                               strict=True):
+        _arrow(ax, (bx, y0 - 0.39), (bx, y1 + 0.39), label)
+    side = [(rows[2], "plugins (custom ops)\ntensorrt.plugin / IPluginV3"),
+            (rows[3], "network API by hand\n(add_convolution, ...)"),
+            (rows[4], "fusion, precision from\nthe ONNX (casts, Q/DQ),\ntactic timing + cache")]
+    sx, sw = 5.15, 2.5
+    for y, text in side:
+        _box(ax, sx, y, text, _SIDE, width=sw, height=0.86, fontsize=8.5)
+        _arrow(ax, (sx - sw / 2 - 0.05, y), (bx + bw / 2 + 0.06, y), dashed=True)
+    run = [(rows[5], "IRuntime\ndeserialize_cuda_engine"), (rows[4], "ICudaEngine\n(kernels chosen)"),
+           (rows[3], "IExecutionContext\nset_input_shape\nset_tensor_address"),
+           (rows[2], "execute_async_v3\n(CUDA stream)"), (rows[1], "outputs ->\napplication")]
+    rx, rw = 8.95, 2.9
+    for y, text in run:
+        _box(ax, rx, y, text, _RUN, width=rw, height=0.86)
+    for (y0, _), (y1, _) in zip(run[:-1], run[1:], strict=True):
+        _arrow(ax, (rx, y0 + 0.45), (rx, y1 - 0.45))
+    _arrow(ax, (bx + bw / 2 + 0.06, rows[5]), (rx - rw / 2 - 0.06, rows[5]))
+    ax.text((bx + bw / 2 + rx - rw / 2) / 2, rows[5] + 0.12, "load the plan (deploy)",
+            ha="center", va="bottom", fontsize=8.5, color="#222266")
+    ax.text(0.15, 8.25, "BUILD TIME (once per target GPU + TensorRT version)",
             fontsize=10, weight="bold", color="#1f4e79")
-    ax.text(0.0, 0.2, "RUN TIME (in the deployed application; Python or C++ API)",
-            fontsize=10, weight="bold", color="#8a4b08")
-    fig.suptitle("The TensorRT 11 workflow", fontsize=12)
-    fig.tight_layout()
+    ax.text(10.5, 7.45, "RUN TIME\n(in the application,\nPython or C++ API)", fontsize=10,
+            weight="bold", color="#8a4b08", ha="right", va="top")
+    ax.set_title("The TensorRT 11 workflow", fontsize=12)
     return fig
 
 
+@_styled
 def plot_roofline(
     peak_flops: float, bandwidth: float, points: Mapping[str, tuple[float, float]],
     *, title: str = "Roofline", extra_roofs: Mapping[str, float] | None = None,
+    peak_label: str = "roof",
 ) -> Figure:
     """A log-log roofline: attainable FLOP/s = min(peak, intensity x bandwidth), with kernels
     placed at (intensity FLOP/byte, achieved FLOP/s) from `points` {label: (I, FLOP/s)}.
 
-    `extra_roofs` adds dashed compute roofs (e.g. {"FP16 peak": 7.9e14}).
+    `extra_roofs` adds dashed compute roofs (e.g. {"FP16 peak": 7.9e14}); `peak_label` names
+    the main roof in the legend.
     Taught in: 01_tensorrt_in_context.
     """
     from .roofline import ridge_point
@@ -132,14 +170,15 @@ def plot_roofline(
     low = min(min(intensities), ridge) / 8
     high = max(max(intensities), top_ridge) * 8
     grid = np.logspace(np.log10(low), np.log10(high), 200)
-    fig = Figure(figsize=(9.5, 4.8))
+    fig = _figure(8.5, 4.3)
     ax = fig.add_subplot()
     ax.loglog(grid, np.minimum(peak_flops, grid * bandwidth), color="black", lw=2,
-              label=f"roof: {_rate(peak_flops, 'FLOP/s')}, {_rate(bandwidth, 'B/s')}")
+              label=f"{peak_label}:\n{_rate(peak_flops, 'FLOP/s')}, {_rate(bandwidth, 'B/s')}")
     for name, roof in roofs.items():
         ax.loglog(grid, np.minimum(roof, grid * bandwidth), "--", lw=1.2, label=name)
     ax.axvline(ridge, color="grey", lw=0.8, ls=":")
-    ax.text(ridge, peak_flops * 1.15, f"ridge {ridge:.3g}", ha="center", fontsize=8)
+    ax.text(ridge * 1.1, peak_flops / 1.15, f"ridge {ridge:.3g} FLOP/byte", ha="left", va="top",
+            fontsize=9, color="#555555")
     markers = "os^Dvp*"
     for i, (label, (intensity, achieved)) in enumerate(points.items()):
         ax.loglog([intensity], [achieved], markers[i % len(markers)], ms=9, label=label)
@@ -147,8 +186,7 @@ def plot_roofline(
     ax.set_ylabel("FLOP/s")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: covers no data
     return fig
 
 
@@ -160,6 +198,7 @@ def _rate(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+@_styled
 def plot_quantization(
     x: Any, params: QuantParams, *, title: str = "", bins: int = 120, channel: int | None = None,
 ) -> Figure:
@@ -182,7 +221,7 @@ def plot_quantization(
     scale = float(params.scale.ravel()[index])
     zero_point = int(params.zero_point.ravel()[index])
     levels = (np.arange(params.qmin, params.qmax + 1) - zero_point) * scale
-    fig = Figure(figsize=(7.5, 3.4))
+    fig = _figure(8.0, 3.4)
     ax = fig.add_subplot()
     ax.hist(values.ravel(), bins=bins, color="#4c72b0", alpha=0.8)
     if levels.size <= 32:  # draw every level only when they are few enough to see
@@ -193,12 +232,12 @@ def plot_quantization(
     ax.set_yscale("log")
     ax.set_xlabel("value")
     ax.set_ylabel("count (log)")
-    ax.set_title(title or params.describe(), fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_title(title or params.describe())
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: covers no bar
     return fig
 
 
+@_styled
 def plot_timings(results: Sequence[BenchmarkResult], *, title: str = "") -> Figure:
     """Horizontal bars of median times with IQR whiskers; the fastest is highlighted.
 
@@ -212,16 +251,16 @@ def plot_timings(results: Sequence[BenchmarkResult], *, title: str = "") -> Figu
     errors = np.vstack([medians - q[:, 0], q[:, 1] - medians])
     best = int(np.argmin(medians))
     colors = ["#55a868" if i == best else "#8c8c8c" for i in range(len(results))]
-    fig = Figure(figsize=(7, 0.5 + 0.45 * len(results)))
+    fig = _figure(8.0, 1.3 + 0.42 * len(results))
     ax = fig.add_subplot()
     ax.barh([r.name for r in results], medians, xerr=errors, color=colors, capsize=3)
     ax.invert_yaxis()
-    ax.set_xlabel("median time per call (ms), whiskers = IQR")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    ax.set_xlabel("median time per call (ms), whiskers = IQR; green = fastest")
+    ax.set_title(title)
     return fig
 
 
+@_styled
 def plot_frame_distance(
     speeds_kmh: Sequence[float], fps_values: Sequence[float],
     *, marks: Mapping[str, float] | None = None,
@@ -235,19 +274,19 @@ def plot_frame_distance(
     fps = np.asarray(fps_values, dtype=float)
     if speeds.size == 0 or fps.size == 0 or np.any(speeds <= 0) or np.any(fps <= 0):
         raise CourseError("speeds_kmh and fps_values must be non-empty and positive.")
-    fig = Figure(figsize=(7, 3.8))
+    fig = _figure(8.0, 3.8)
     ax = fig.add_subplot()
     for speed in speeds:
         ax.plot(fps, speed / 3.6 / fps, label=f"{speed:g} km/h ({speed / 3.6:.1f} m/s)")
+    top = ax.get_ylim()[1]
     for label, rate in (marks or {}).items():
         ax.axvline(rate, color="grey", ls="--", lw=0.8)
-        ax.text(rate, ax.get_ylim()[1] * 0.92, f" {label}", fontsize=8)
+        ax.text(rate, top * 0.97, f" {label}", fontsize=9, va="top", rotation=90)
     ax.set_xlabel("frames per second")
     ax.set_ylabel("metres travelled per frame")
     ax.set_title("Blind distance between two frames")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: covers no curve
     return fig
 
 
@@ -283,6 +322,7 @@ def _schedule(stages: Sequence[tuple[str, float, str]], frames: int, overlap: bo
     return rows
 
 
+@_styled
 def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) -> Figure:
     """Timelines of a perception pipeline run serially and with CPU/GPU asynchrony.
 
@@ -297,7 +337,7 @@ def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) 
     if not isinstance(frames, int) or frames < 2:
         raise CourseError(f"frames must be an integer >= 2, got {frames!r}.")
     resources = sorted({s[2] for s in stages})
-    fig = Figure(figsize=(10, 3.8))
+    fig = _figure(8.5, 4.4)
     axes = fig.subplots(2, 1, sharex=True)
     colors = [f"C{i}" for i in range(len(stages))]
     for ax, overlap in zip(axes, (False, True), strict=True):
@@ -308,12 +348,83 @@ def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) 
             y = resources.index(stages[index][2])
             ax.barh(y, end - start, left=start, color=colors[index], edgecolor="black",
                     label=stages[index][0] if frame == 0 else None)
-            ax.text((start + end) / 2, y, str(frame), ha="center", va="center", fontsize=7)
+            ax.text((start + end) / 2, y, str(frame), ha="center", va="center", fontsize=9)
         ax.set_yticks(range(len(resources)), resources)
+        ax.set_ylim(-0.6, len(resources) - 0.4)
         mode = "CPU/GPU asynchronous (pipelined)" if overlap else "serial"
         ax.set_title(f"{mode}: one frame every {period:.1f} ms = {1000 / period:.1f} fps, "
-                     f"latency {ends[0]:.1f} ms", fontsize=9)
-    axes[0].legend(fontsize=7, ncol=len(stages), loc="upper right")
+                     f"latency {ends[0]:.1f} ms")
+    # Above both timelines, outside the axes, so that no bar is covered.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(stages))
     axes[1].set_xlabel("time (ms); numbers are frame indices")
-    fig.tight_layout()
+    return fig
+
+
+#: Rough thermal resistance (chip to air, °C per watt) that each way of cooling reaches: a
+#: passive finned heat sink about 0.5 and up, a heat sink with a fan about 0.1-0.5, below about
+#: 0.1 large multi-fan coolers or liquid. Orders of magnitude for the figure, not a data sheet.
+COOLING_CLASSES = (("passive heat sink", 0.5, math.inf), ("heat sink + fan", 0.1, 0.5),
+                   ("big fans or liquid", 0.0, 0.1))
+
+
+@_styled
+def plot_power_budget(
+    power_w: Mapping[str, tuple[float, float]], budget_w: float = 100.0, *,
+    air_c: float = 60.0, limit_c: float = 100.0,
+) -> Figure:
+    """Two panels, one row per device: its power range against `budget_w` (left), and the
+    cooling its top power needs (right).
+
+    All the electrical power becomes heat. To keep the chip at `limit_c` in air at `air_c`, the
+    path from chip to air may have at most R = (limit_c - air_c) / P °C per watt; the right
+    panel shows R for each device over rough bands of what passive heat sinks, fans and liquid
+    cooling reach (`COOLING_CLASSES`). Taught in: 01_tensorrt_in_context.
+    """
+    items = list(power_w.items())
+    if not items:
+        raise CourseError("plot_power_budget needs at least one device: {name: (low_w, high_w)}.")
+    for name, bounds in items:
+        if (not isinstance(bounds, (tuple, list)) or len(bounds) != 2
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bounds)
+                or not 0 < bounds[0] <= bounds[1]):
+            raise CourseError(f"{name!r}: power must be (low_w, high_w) with 0 < low <= high, got {bounds!r}.")
+    if not (isinstance(budget_w, (int, float)) and budget_w > 0):
+        raise CourseError(f"budget_w must be a positive number of watts, got {budget_w!r}.")
+    if not limit_c > air_c:
+        raise CourseError(f"limit_c ({limit_c}) must be above air_c ({air_c}): no headroom, no cooling.")
+    headroom = limit_c - air_c
+    fig = _figure(8.5, 1.6 + 0.42 * len(items))
+    left, right = fig.subplots(1, 2, sharey=True)
+    names = [name for name, _ in items]
+    rows = np.arange(len(items))
+    for row, (_, (low, high)) in zip(rows, items, strict=True):
+        color = "#55a868" if high <= budget_w else ("#dd8452" if low <= budget_w else "#c44e52")
+        if high > low:
+            left.barh(row, high - low, left=low, color=color, height=0.55)
+        else:  # one fixed power: a marker, a bar of zero width would not show
+            left.plot([high], [row], "D", color=color, ms=9)
+    all_w = [v for _, bounds in items for v in bounds] + [budget_w]
+    left.set_xscale("log")
+    left.set_xlim(min(all_w) / 1.6, max(all_w) * 1.6)
+    left.axvline(budget_w, color="black", ls="--", lw=1.2)
+    left.text(budget_w * 1.08, -0.62, f"budget {budget_w:g} W", fontsize=9, va="top")
+    left.set_yticks(rows, names)
+    left.set_xlabel("power range (W); green fits, orange\nonly in a low-power mode, red never")
+    left.set_title("Power")
+    required = [headroom / high for _, (_, high) in items]
+    low_r, high_r = min(min(required) / 3, 0.02), max(max(required) * 3, 3.0)
+    band_colors = ("#e5f5e0", "#fff7bc", "#deebf7")
+    for (label, lo, hi), color in zip(COOLING_CLASSES, band_colors, strict=True):
+        right.axvspan(max(lo, low_r), min(hi, high_r), color=color, zorder=0)
+        right.text(math.sqrt(max(lo, low_r) * min(hi, high_r)), len(items) + 0.25,
+                   textwrap.fill(label, 10), ha="center", va="bottom", fontsize=8.5)
+    right.scatter(required, rows, color="black", zorder=3)
+    for row, value in zip(rows, required, strict=True):
+        right.text(value * 1.12, row, f"{value:.2g}", va="center", fontsize=9)
+    right.set_xscale("log")
+    right.set_xlim(low_r, high_r)
+    right.set_ylim(len(items) + 0.35, -0.7)
+    right.set_xlabel(f"allowed chip-to-air resistance (°C/W)\n"
+                     f"= ({limit_c:g} °C chip - {air_c:g} °C air) / top power")
+    right.set_title("Heat: the cooling that power needs")
     return fig

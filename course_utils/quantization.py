@@ -8,6 +8,11 @@ per channel (`axis`). `compute_qparams` calibrates the scale from data (method "
 notebook 09 adds more methods), `quantize`/`dequantize` apply it, `fake_quantize` does the
 round trip, `cast_fp16` the FP16 round trip, and `quantization_error` measures max-abs,
 MSE and SQNR in dB.
+
+Why not `torch.quantize_per_tensor`? It works on torch tensors only and uses the full range
+([-128, 127] for qint8); these helpers take numpy arrays or tensors, use the narrow symmetric
+range TensorRT uses ([-127, 127], zero point 0), round half to even as ONNX QuantizeLinear
+does, and refuse NaN, empty tensors and mismatched scales with a clear message.
 Taught in: 01_tensorrt_in_context (reused for calibration in 09_quantization_in_practice).
 """
 
@@ -32,9 +37,14 @@ CALIBRATION_METHODS = ("minmax",)
 
 
 def _as_array(name: str, x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    array = np.asarray(x, dtype=np.float32)
+    if hasattr(x, "detach"):  # a torch tensor (any float type: bfloat16 has no numpy twin)
+        x = x.detach().cpu()
+        x = (x.float() if x.is_floating_point() else x).numpy()
+    try:
+        array = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise CourseError(f"{name} must be an array of numbers, got {type(x).__name__} "
+                          f"{str(x)[:40]!r}.") from None
     if array.size == 0:
         raise CourseError(f"{name} is empty: there is nothing to quantize.")
     if not np.all(np.isfinite(array)):

@@ -4,7 +4,12 @@ A kernel's speed is capped by the lower of two roofs: the chip's peak compute (F
 its memory bandwidth (bytes/s) times the kernel's arithmetic intensity (FLOPs per byte
 moved). `conv2d_cost` and `matmul_cost` count FLOPs and the minimum bytes for an operation;
 `measure_peak_flops` and `measure_bandwidth` measure the two roofs on this machine's CPU or
-GPU; `roofline_bound` says what speed the roofline allows at a given intensity.
+GPU; `roofline_bound` says what speed the roofline allows at a given intensity and
+`bound_by` which roof that is. `model_cost` adds up FLOPs (counted by PyTorch's own
+`FlopCounterMode`), parameters and bytes moved for a whole network, and
+`matmul_alignment_report` measures what a GEMM's dimensions do to the kernel the GPU picks
+(Tensor Cores or not). `benchmarks/conv_roofline.py` and `benchmarks/tensor_cores.py` run the
+two reports on a GPU.
 Taught in: 01_tensorrt_in_context.
 """
 
@@ -21,6 +26,8 @@ __all__ = [
     "OpCost", "conv2d_cost", "matmul_cost", "roofline_bound", "ridge_point",
     "Measurement", "measure_peak_flops", "measure_bandwidth", "achieved_flops",
     "SPEC_SHEETS", "spec_sheet", "conv_roofline_report", "format_roofline_report",
+    "measure_conv_peak_flops", "bound_by", "ModelCost", "model_cost", "matmul_alignment_report",
+    "format_matmul_alignment_report", "kernels_run", "BOOKKEEPING_OPS",
 ]
 
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
@@ -118,6 +125,17 @@ def roofline_bound(intensity: float, peak_flops: float, bandwidth: float) -> flo
     return min(peak_flops, intensity * bandwidth)
 
 
+def bound_by(intensity: float, peak_flops: float, bandwidth: float) -> str:
+    """Which roof caps a kernel of this intensity: "memory" left of the ridge point, else "compute".
+
+    Taught in: 01_tensorrt_in_context.
+    """
+    _check_roofs(peak_flops, bandwidth)
+    if not (isinstance(intensity, (int, float)) and math.isfinite(intensity) and intensity > 0):
+        raise CourseError(f"intensity must be a positive number of FLOP/byte, got {intensity!r}.")
+    return "memory" if intensity < peak_flops / bandwidth else "compute"
+
+
 def ridge_point(peak_flops: float, bandwidth: float) -> float:
     """Intensity (FLOP/byte) where the memory roof meets the compute roof: below it a kernel
     is memory-bound. Taught in: 01_tensorrt_in_context."""
@@ -188,6 +206,33 @@ def measure_peak_flops(
                        2.0 * size**3 / timing.min_s, "FLOP/s", timing)
 
 
+def measure_conv_peak_flops(
+    device: Any = "cpu", *, dtype: Any = None, channels: int = 256, size: int = 28, kernel: int = 5,
+    repeats: int = 5, warmup: int = 2,
+) -> Measurement:
+    """Compute roof measured with a large convolution (channels -> channels, kernel x kernel on a
+    size x size map): on CPUs where the convolution library (oneDNN) is faster than the BLAS
+    library behind torch.matmul (MKL on AMD processors), this is the higher of the two roofs.
+    Uses the fastest sample, like `measure_peak_flops`. Taught in: 01_tensorrt_in_context.
+    """
+    import torch
+
+    _positive_ints(channels=channels, size=size, kernel=kernel)
+    device = _torch_device(device)
+    dtype = dtype or torch.float32
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, channels, size, size, generator=generator).to(device=device, dtype=dtype)
+    w = torch.randn(channels, channels, kernel, kernel, generator=generator).to(device=device, dtype=dtype)
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        timing = benchmark(lambda: F.conv2d(x, w, padding=kernel // 2), repeats=repeats, warmup=warmup,
+                           name=f"conv{kernel}x{kernel} {channels}ch", device=device)
+    cost = conv2d_cost(1, channels, channels, size, size, kernel, dtype=x.element_size())
+    label = f"peak {str(dtype).removeprefix('torch.')} on {device.type} (conv{kernel}x{kernel} {channels}ch)"
+    return Measurement(label, cost.flops / timing.min_s, "FLOP/s", timing)
+
+
 def measure_bandwidth(
     device: Any = "cpu", *, megabytes: float = 64, repeats: int = 10, warmup: int = 2,
     number: int = 1,
@@ -255,13 +300,16 @@ def conv_roofline_report(
     device: Any = "cpu", *, batch: int = 1, channels: int = 64, size: int = 56,
     kernels: tuple[int, ...] = (1, 7), precisions: tuple[str, ...] = ("float32",),
     matmul_size: int = 1024, copy_megabytes: float = 64, repeats: int = 10, number: int = 1,
+    conv_probe: bool | None = None,
 ) -> dict[str, Any]:
     """Measure the roofs of `device` and place KxK convolutions on them; returns plain data.
 
-    For every precision: peak matmul FLOP/s; once: copy bandwidth; for every kernel size and
-    precision: a `channels -> channels` conv on a (batch, channels, size, size) input, its
-    FLOPs, bytes, intensity, median time, achieved FLOP/s, and fractions of the measured
-    peak, of the roofline bound and (on a known GPU) of the spec sheet.
+    For every precision: peak FLOP/s (a large matmul; with `conv_probe`, the default on a CPU,
+    also a large convolution, and the faster of the two is the roof: `peak_sources` says which);
+    once: copy bandwidth; for every kernel size and precision: a `channels -> channels` conv on a
+    (batch, channels, size, size) input, its FLOPs, bytes, intensity, median time, achieved FLOP/s,
+    the kernels that ran (`kernels_run`), and fractions of the measured peak, of the roofline
+    bound and (on a known GPU) of the spec sheet.
     `precisions` may hold "float32", "tf32" (CUDA), "float16", "bfloat16".
     Taught in: 01_tensorrt_in_context (and benchmarks/conv_roofline.py on a GPU).
     """
@@ -286,16 +334,24 @@ def conv_roofline_report(
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "threads": torch.get_num_threads(),
         "shape": {"batch": batch, "channels": channels, "size": size},
-        "bandwidth_Bps": bandwidth.value, "peaks_flops": {}, "convs": [],
+        "bandwidth_Bps": bandwidth.value, "peaks_flops": {}, "peak_sources": {}, "convs": [],
         "spec_sheet": spec_sheet(name) if device.type == "cuda" else None,
     }
+    if conv_probe is None:
+        conv_probe = device.type == "cpu"
     generator = torch.Generator().manual_seed(0)
     for precision in precisions:
         dtype, tf32 = _precision_settings(precision)
         if device.type == "cuda":
             _set_tf32(tf32)
         peak = measure_peak_flops(device, dtype=dtype, size=matmul_size, repeats=repeats)
+        source = f"matmul {matmul_size}x{matmul_size}"
+        if conv_probe:
+            probe = measure_conv_peak_flops(device, dtype=dtype, repeats=max(3, min(repeats, 8)))
+            if probe.value > peak.value:
+                peak, source = probe, probe.what.split("(")[-1].rstrip(")")
         report["peaks_flops"][precision] = peak.value
+        report["peak_sources"][precision] = source
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = torch.randn(batch, channels, size, size, generator=generator).to(
             device=device, dtype=dtype, memory_format=memory_format)
@@ -306,6 +362,8 @@ def conv_roofline_report(
                 timing = benchmark(lambda conv=conv, x=x: conv(x), repeats=repeats, warmup=3,
                                    number=number, name=f"conv{kernel}x{kernel} {precision}",
                                    device=device)
+            with torch.inference_mode():
+                ran = kernels_run(lambda conv=conv, x=x: conv(x), device)
             cost = conv2d_cost(batch, channels, channels, size, size, kernel,
                                dtype=x.element_size())
             achieved = achieved_flops(cost, timing)
@@ -317,6 +375,7 @@ def conv_roofline_report(
                 "achieved_flops": achieved, "fraction_of_measured_peak": achieved / peak.value,
                 "roofline_bound_flops": bound, "fraction_of_bound": achieved / bound,
                 "fraction_of_spec_peak": (achieved / spec[precision]) if spec else None,
+                "kernels": ran,
             })
     if device.type == "cuda":
         _set_tf32(False)
@@ -331,15 +390,22 @@ def format_roofline_report(report: dict[str, Any]) -> str:
             f"{report['date']})",
             f"copy bandwidth: {report['bandwidth_Bps'] / 1e9:.1f} GB/s (read + write)",
         ]
+        sources = report.get("peak_sources") or {}
         for precision, peak in report["peaks_flops"].items():
-            lines.append(f"peak matmul {precision}: {peak / 1e12:.3g} TFLOP/s")
+            lines.append(f"peak {precision}: {peak / 1e12:.3g} TFLOP/s "
+                         f"({sources.get(precision, 'matmul')})")
         spec = report.get("spec_sheet")
-        header = (f"{'conv':<8}{'precision':<10}{'FLOP/B':>8}{'median':>11}{'TFLOP/s':>9}"
-                  f"{'% peak':>8}{'% roof':>8}" + (f"{'% spec':>8}" if spec else ""))
+        header = (f"{'conv':<8}{'precision':<10}{'FLOP/B':>8}{'ridge':>7}{'bound by':>10}"
+                  f"{'median':>11}{'TFLOP/s':>9}{'% peak':>8}{'% roof':>8}"
+                  + (f"{'% spec':>8}" if spec else ""))
         lines.append(header)
         for row in report["convs"]:
+            peak = report["peaks_flops"][row["precision"]]
+            ridge = ridge_point(peak, report["bandwidth_Bps"])
+            roof = bound_by(row["intensity"], peak, report["bandwidth_Bps"])
             line = (f"{row['kernel']}x{row['kernel']:<6}{row['precision']:<10}"
-                    f"{row['intensity']:>8.0f}{row['timing']['median_s'] * 1e3:>9.3f}ms"
+                    f"{row['intensity']:>8.0f}{ridge:>7.0f}{roof:>10}"
+                    f"{row['timing']['median_s'] * 1e3:>9.3f}ms"
                     f"{row['achieved_flops'] / 1e12:>9.3g}"
                     f"{100 * row['fraction_of_measured_peak']:>7.0f}%"
                     f"{100 * row['fraction_of_bound']:>7.0f}%")
@@ -348,4 +414,205 @@ def format_roofline_report(report: dict[str, Any]) -> str:
             lines.append(line)
     except (KeyError, TypeError) as error:
         raise CourseError(f"not a conv_roofline_report dictionary (missing {error}).") from None
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """A network's size and work for one input: parameters, FLOPs, bytes moved, intensity."""
+
+    name: str
+    parameters: int  # number of trainable values
+    flops: float  # 2 per multiply-add of its convolutions and matrix products
+    bytes: float  # what its layers read and write, each layer on its own (no fusion)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity of the whole network: FLOPs per byte moved."""
+        return self.flops / self.bytes
+
+    def __repr__(self) -> str:
+        return (f"{self.name}: {self.parameters / 1e6:.3g} M parameters, {self.flops / 1e9:.3g} GFLOP, "
+                f"{self.bytes / 1e6:.3g} MB moved, intensity {self.intensity:.3g} FLOP/byte")
+
+
+def _tensor_bytes(value: Any) -> int:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    return 0
+
+
+def model_cost(model: Any, example_input: Any, *, name: str | None = None) -> ModelCost:
+    """Count a network's parameters, FLOPs and bytes moved for one forward pass on `example_input`.
+
+    FLOPs come from PyTorch's own `torch.utils.flop_counter.FlopCounterMode` (convolutions and
+    matrix products, 2 per multiply-add, as `conv2d_cost` counts them). Bytes: every leaf module
+    (a layer without sub-modules: Conv2d, BatchNorm2d, ReLU, Linear, pooling ...) is charged
+    its inputs, its outputs and its own parameters and buffers, once each: what an engine that
+    fuses nothing would move. Work done between modules (ResNet's residual add) is not charged.
+    Taught in: 01_tensorrt_in_context.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not isinstance(model, torch.nn.Module):
+        raise CourseError(f"model_cost needs a torch.nn.Module, got {type(model).__name__}.")
+    if _tensor_bytes(example_input) == 0:
+        raise CourseError("model_cost needs an example input tensor (e.g. torch.randn(1, 3, 224, 224)).")
+    moved = [0]
+
+    def charge(module: Any, inputs: Any, output: Any) -> None:
+        own = sum(_tensor_bytes(t) for t in (*module.parameters(recurse=False),
+                                              *module.buffers(recurse=False)))
+        moved[0] += _tensor_bytes(inputs) + _tensor_bytes(output) + own
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(charge) for m in leaves]
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(*example_input) if isinstance(example_input, tuple) else model(example_input)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise CourseError(f"the model could not run on the example input: {error}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    flops = float(counter.get_total_flops())
+    if flops <= 0 or moved[0] <= 0:
+        raise CourseError("no convolution or matrix product ran: model_cost counts those FLOPs.")
+    parameters = sum(p.numel() for p in model.parameters())
+    return ModelCost(name or type(model).__name__, parameters, flops, float(moved[0]))
+
+
+#: ATen ops that only allocate or relabel memory: left out when listing what a CPU op ran.
+BOOKKEEPING_OPS = frozenset({
+    "aten::empty", "aten::empty_strided", "aten::view", "aten::reshape", "aten::_unsafe_view",
+    "aten::resize_", "aten::as_strided", "aten::as_strided_", "aten::detach", "detach",
+    "aten::resolve_conj", "aten::resolve_neg", "aten::expand", "aten::contiguous", "aten::t",
+    "aten::transpose", "aten::_nnpack_available", "aten::lift_fresh", "aten::alias",
+})
+
+
+def _alignment(n: int) -> int:
+    """Largest of 16, 8, 4, 2, 1 that divides n: how a GEMM dimension lines up with 16-element tiles."""
+    return next(a for a in (16, 8, 4, 2, 1) if n % a == 0)
+
+
+def kernels_run(fn: Any, device: Any = "cpu") -> list[str]:
+    """What `fn()` really ran, recorded by `torch.profiler`: CUDA kernel names on a GPU, the
+    ATen ops on a CPU (outermost first, `BOOKKEEPING_OPS` left out), each name once.
+
+    Taught in: 01_tensorrt_in_context.
+    """
+    import torch
+
+    device = _torch_device(device)
+    if not callable(fn):
+        raise CourseError(f"kernels_run needs a function to call, got {type(fn).__name__}.")
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    if device.type == "cuda":
+        names = [e.name for e in prof.events() if e.device_type == DeviceType.CUDA]
+    else:
+        names = [e.name for e in prof.events() if e.name not in BOOKKEEPING_OPS]
+    return list(dict.fromkeys(names))  # first-seen order, no repeats
+
+
+def _matmul_case(n: int, dtype: Any, device: Any, repeats: int, number: int) -> dict[str, Any]:
+    import torch
+
+    generator = torch.Generator().manual_seed(n)
+    a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    timing = benchmark(lambda: torch.matmul(a, b), repeats=repeats, warmup=3, number=number,
+                       name=f"matmul {n} {str(dtype).removeprefix('torch.')}", device=device)
+    cost = matmul_cost(n, n, n, dtype=a.element_size())
+    return {
+        "m": n, "n": n, "k": n, "dtype": str(dtype).removeprefix("torch."), "alignment": _alignment(n),
+        "flops": cost.flops, "bytes": cost.bytes, "timing": timing.to_dict(),
+        "achieved_flops": achieved_flops(cost, timing),
+        "kernels": kernels_run(lambda: torch.matmul(a, b), device),
+    }
+
+
+def matmul_alignment_report(
+    device: Any = "cuda", *, sizes: tuple[int, ...] = (4096, 4104, 4100, 4097),
+    dtype: str = "float16", reference_dtype: str = "float32", repeats: int = 20, number: int = 5,
+) -> dict[str, Any]:
+    """Time n x n x n matrix products whose n is a multiple of 16, 8, 4 or of nothing, and record
+    which kernels ran (`torch.profiler`); returns plain data.
+
+    Tensor Cores work on small tiles (16 x 16 ... for FP16), and cuBLAS's fastest Tensor-Core
+    kernels want dimensions that line up with them; with other dimensions a slower kernel runs.
+    `reference` is one `reference_dtype` product of the first size with TF32 switched off: on a
+    GPU it runs on CUDA cores only and shows what a GEMM without Tensor Cores reaches.
+    Taught in: 01_tensorrt_in_context (and benchmarks/tensor_cores.py on a GPU).
+    """
+    import datetime
+    import platform
+
+    import torch
+
+    device = _torch_device(device)
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+              "float64": torch.float64}
+    for label, value in (("dtype", dtype), ("reference_dtype", reference_dtype)):
+        if value not in dtypes:
+            raise CourseError(f"{label}={value!r}: use one of {sorted(dtypes)}.")
+    sizes = tuple(sizes)
+    if not sizes:
+        raise CourseError("sizes must hold at least one matrix size.")
+    _positive_ints(**{f"sizes[{i}]": n for i, n in enumerate(sizes)}, repeats=repeats, number=number)
+    cuda = device.type == "cuda"
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    try:
+        if cuda:
+            _set_tf32(False)  # the FP32 reference must not quietly use TF32 Tensor Cores
+        cases = [_matmul_case(n, dtypes[dtype], device, repeats, number) for n in sizes]
+        reference = _matmul_case(sizes[0], dtypes[reference_dtype], device, repeats, number)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+    name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
+    return {
+        "benchmark": "matmul_alignment", "device": device.type, "device_name": name,
+        "capability": list(torch.cuda.get_device_capability(device)) if cuda else None,
+        "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "dtype": dtype, "cases": cases, "reference": {**reference, "tf32": False},
+        "spec_sheet": spec_sheet(name) if cuda else None,
+    }
+
+
+def format_matmul_alignment_report(report: dict[str, Any], *, kernel_width: int = 60) -> str:
+    """A readable table of `matmul_alignment_report`'s data: one row per size, the first kernel's
+    name cut to `kernel_width` characters. Taught in: 01_tensorrt_in_context."""
+    try:
+        first = report["cases"][0]["achieved_flops"]
+        lines = [f"{report['device_name']} ({report['device']}, torch {report['torch']}, {report['date']})",
+                 f"{'n = m = k':>10}{'multiple of':>13}{'TFLOP/s':>9}{'vs first':>10}   kernel(s) that ran"]
+        for case in [*report["cases"], report["reference"]]:
+            label = f"{case['n']} {case['dtype']}" if case is report["reference"] else str(case["n"])
+            kernels = ", ".join(case["kernels"]) or "(none recorded)"
+            if len(kernels) > kernel_width:
+                kernels = kernels[:kernel_width - 3] + "..."
+            lines.append(f"{label:>10}{case['alignment']:>13}{case['achieved_flops'] / 1e12:>9.3g}"
+                         f"{case['achieved_flops'] / first:>9.2f}x   {kernels}")
+    except (KeyError, TypeError, IndexError, ZeroDivisionError) as error:
+        raise CourseError(f"not a matmul_alignment_report dictionary ({type(error).__name__}: "
+                          f"{error}).") from None
     return "\n".join(lines)

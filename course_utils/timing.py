@@ -7,6 +7,12 @@ it). `benchmark` does all three and returns a `BenchmarkResult` whose repr reads
 "median 1.18 ms ± 0.05 (IQR), n=50"; `compare` puts several side by side (time relative to
 a baseline, and speed-up over it) and `autotune` picks the fastest of several correct
 implementations, as TensorRT does per layer.
+
+Why a helper when `torch.utils.benchmark.Timer` exists (notebook 01 shows it once and checks that
+both agree)? `Timer` times torch statements; this one times any Python callable (onnxruntime
+sessions, TensorRT contexts, numpy), synchronises CUDA by itself when the work is on a GPU,
+keeps every sample so that the spread (IQR) is printed beside the median, and feeds `compare`,
+`autotune` and `cu.plot_timings` directly.
 Taught in: 01_tensorrt_in_context (used by every notebook that times something).
 """
 
@@ -225,6 +231,17 @@ class Comparison:
     def __repr__(self) -> str:
         return self.table()
 
+    def summary(self, name: str) -> str:
+        """One line, one ratio: "fused: 2.78 ms vs 2.86 ms for unfused (median, IQR 1%): 1.03x as fast".
+
+        The ratio is the speed-up over the baseline (baseline median / this median), the spread
+        is the larger relative IQR of the two. Taught in: 01_tensorrt_in_context.
+        """
+        this, base = self[name], self[self.baseline]
+        spread = max(this.iqr_s / this.median_s, base.iqr_s / base.median_s)
+        return (f"{name}: {format_seconds(this.median_s)} vs {format_seconds(base.median_s)} for "
+                f"{self.baseline} (medians, IQR up to {spread:.0%}): {self.speedup(name):.2f}x as fast")
+
 
 def compare(results: Sequence[BenchmarkResult], baseline: str | None = None) -> Comparison:
     """Put results side by side: time vs `baseline` (default: the first result) and speed-up.
@@ -258,13 +275,26 @@ class TuningResult:
         return f"{self.comparison.table()}\nwinner: {self.winner}"
 
 
+def _as_numpy(x: Any) -> Any:
+    import numpy as np
+
+    if hasattr(x, "detach"):  # a torch tensor, on any device, in any float type (bfloat16 too)
+        x = x.detach().cpu()
+        return (x.double() if x.is_floating_point() else x).numpy()
+    return np.asarray(x)
+
+
+def _all_finite(x: Any) -> bool:
+    import numpy as np
+
+    array = _as_numpy(x)
+    return bool(np.all(np.isfinite(array))) if np.issubdtype(array.dtype, np.number) else True
+
+
 def _max_abs_diff(a: Any, b: Any) -> float:
     import numpy as np
 
-    def as_array(x: Any) -> Any:
-        return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-    a, b = as_array(a), as_array(b)
+    a, b = _as_numpy(a), _as_numpy(b)
     if a.shape != b.shape:
         return math.inf
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
@@ -283,22 +313,31 @@ def autotune(
 
     This is kernel auto-tuning in miniature: TensorRT does the same per layer at build time,
     choosing among its "tactics". With `atol`, the candidates' outputs are first checked
-    against the first one (a wrong kernel must never win) and a `CourseError` is raised
-    when one differs by more than `atol`.
+    against the first one (a wrong kernel must never win): a `CourseError` is raised when one
+    differs by more than `atol`, has another shape, or returns NaN or infinity (NaN compares
+    False with every tolerance, so the gate asks "within tolerance?", never "beyond it?").
     Taught in: 01_tensorrt_in_context.
     """
     if not candidates:
         raise CourseError("autotune() needs at least one candidate {name: function}.")
     diffs: dict[str, float] = {}
     if atol is not None:
+        if not (isinstance(atol, (int, float)) and not isinstance(atol, bool) and atol >= 0):
+            raise CourseError(f"atol must be a number >= 0, got {atol!r}.")
         names = list(candidates)
         reference = candidates[names[0]]()
+        if not _all_finite(reference):
+            raise CourseError(f"the reference candidate {names[0]!r} returned NaN or infinity: "
+                              "it cannot vouch for the others.")
         for name in names[1:]:
-            diffs[name] = _max_abs_diff(reference, candidates[name]())
-            if not diffs[name] <= atol:
+            output = candidates[name]()
+            diffs[name] = _max_abs_diff(reference, output)
+            # NaN compares False with everything: test "within tolerance", never "beyond it".
+            if not (_all_finite(output) and diffs[name] <= atol):
                 raise CourseError(
                     f"candidate {name!r} differs from {names[0]!r} by {diffs[name]:.3g} "
-                    f"(> atol={atol}): a tactic must compute the same result to be eligible."
+                    f"(> atol={atol}, or NaN/inf in its output): a tactic must compute the same "
+                    "result to be eligible."
                 )
     results = [
         benchmark(fn, repeats=repeats, warmup=warmup, number=number, name=name, device=device)

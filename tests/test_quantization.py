@@ -118,3 +118,79 @@ def test_bad_input() -> None:
         cu.cast_fp16([1e6])
     with pytest.raises(cu.CourseError, match="shape mismatch"):
         cu.quantization_error([1.0, 2.0], [1.0])
+
+
+# --- known answers and the planted bugs of issue 17 -------------------------------------------
+
+def test_quantize_rounds_to_nearest_ties_to_even() -> None:
+    """Planted bug (issue 17): floor instead of round shifts every value down by half a step on
+    average (SQNR about 6 dB worse). ONNX QuantizeLinear rounds half to even, and so do we."""
+    params = cu.make_qparams(1.0)
+    x = np.array([0.6, -0.6, 1.4, -1.4, 0.5, 1.5, 2.5, -2.5, 126.7, 300.0, -300.0])
+    assert cu.quantize(x, params).tolist() == [1, -1, 1, -1, 0, 2, 2, -2, 127, 127, -127]
+
+
+def test_uniform_sqnr_follows_the_crest_factor_formula() -> None:
+    """SQNR = 6.02 b + 4.77 - 20 log10(max/rms): 6.02 b for a uniform fill (crest factor sqrt 3),
+    6.02 b + 1.76 for a full-scale sine (crest factor sqrt 2). The narrow symmetric range
+    has 2^(b-1) - 1 levels a side, hence the small correction 20 log10(levels / 2^(b-1))."""
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(-1, 1, 200_000).astype(np.float32)
+    sine = np.sin(np.linspace(0, 200 * np.pi, 200_000, endpoint=False)).astype(np.float32)
+    cases = [(8, uniform, 6.02 * 8), (8, sine, 6.02 * 8 + 1.76), (4, uniform, 6.02 * 4)]
+    for bits, x, expected in cases:  # (INT4 on a sine: 15 levels are too coarse for noise to be uniform)
+        side = 2 ** (bits - 1)
+        narrow = 20 * np.log10((side - 1) / side)
+        approx, _ = cu.fake_quantize(x, bits=bits)
+        measured = cu.quantization_error(x, approx).sqnr_db
+        assert measured == pytest.approx(expected + narrow, abs=0.25), (bits, expected)
+
+
+def test_rounding_error_is_at_most_half_a_step_and_unbiased() -> None:
+    x = np.random.default_rng(1).normal(size=50_000).astype(np.float32)
+    approx, params = cu.fake_quantize(x, bits=8)
+    error = approx - x
+    assert np.abs(error).max() <= params.scale.item() / 2 * (1 + 1e-5)
+    assert abs(error.mean()) < params.scale.item() / 50  # floor would give -scale / 2
+
+
+def test_asymmetric_parameters_known_answer() -> None:
+    params = cu.compute_qparams(np.array([-1.0, 3.0]), bits=8, symmetric=False)
+    assert params.scale.item() == pytest.approx(4 / 255)
+    assert params.zero_point.item() == 64  # round(0 - (-1) / (4/255)) = round(63.75)
+    np.testing.assert_array_equal(cu.quantize([-1.0, 0.0, 3.0], params), [0, 64, 255])
+    np.testing.assert_allclose(cu.dequantize([0, 64, 255], params), [-64 * 4 / 255, 0.0, 191 * 4 / 255],
+                               rtol=1e-6)
+
+
+def test_per_channel_scales_known_answer() -> None:
+    w = np.array([[0.5, -1.27], [254.0, 3.0]], dtype=np.float32)
+    params = cu.compute_qparams(w, bits=8, axis=0)
+    np.testing.assert_allclose(params.scale, [0.01, 2.0], rtol=1e-6)
+    assert cu.quantize(w, params).tolist() == [[50, -127], [127, 2]]  # 3 / 2 = 1.5 -> 2 (even)
+
+
+def test_fp16_round_trip_error_is_relative() -> None:
+    x = np.array([1e-3, 1.0, 1000.0, -3.14159], dtype=np.float32)
+    relative = np.abs(cu.cast_fp16(x) - x) / np.abs(x)
+    assert relative.max() <= 2.0**-11  # 11-bit significand: half an ulp at most
+    assert cu.cast_fp16(np.array([65504.0])).item() == 65504.0
+
+
+def test_sqnr_known_answer_for_a_halved_error() -> None:
+    x = np.array([1.0, -1.0, 1.0, -1.0])
+    assert cu.quantization_error(x, x * 1.1).sqnr_db == pytest.approx(20.0)  # noise 1 % of signal
+    assert cu.quantization_error(x, x * 1.05).sqnr_db == pytest.approx(20 + 20 * math.log10(2))
+
+
+def test_values_that_are_not_numbers_are_refused() -> None:
+    with pytest.raises(cu.CourseError, match="array of numbers"):
+        cu.compute_qparams("not a tensor")
+    with pytest.raises(cu.CourseError, match="array of numbers"):
+        cu.quantization_error([1.0, 2.0], [[1.0], 2.0])
+    with pytest.raises(cu.CourseError, match="NaN"):
+        cu.quantize([np.inf], cu.make_qparams(1.0))
+    with pytest.raises(cu.CourseError, match="NaN"):
+        cu.quantization_error([1.0], [np.nan])
+    bf16 = torch.tensor([1.0, -2.0], dtype=torch.bfloat16)
+    assert cu.quantize(bf16, cu.make_qparams(0.5)).tolist() == [2, -4]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import time
 
 import numpy as np
@@ -105,3 +106,89 @@ def test_bad_input() -> None:
         cu.compare([one])["b"]
     with pytest.raises(cu.CourseError, match="at least one"):
         cu.autotune({})
+
+
+# --- known answers and the planted bugs of issue 17 -------------------------------------------
+
+def test_statistics_known_answers_for_an_even_number_of_samples() -> None:
+    result = cu.BenchmarkResult("x", (4e-3, 1e-3, 3e-3, 2e-3))  # order does not matter
+    assert result.median_s == pytest.approx(2.5e-3)
+    assert result.quartiles_s == pytest.approx((1.75e-3, 3.25e-3))  # inclusive quartiles
+    assert result.iqr_s == pytest.approx(1.5e-3)
+    assert result.std_s == pytest.approx(1.2909944e-3)  # sample standard deviation
+    assert (result.min_s, result.max_s) == (1e-3, 4e-3)
+    assert result.per_second(5.0) == pytest.approx(2000.0)
+    assert result.to_dict() == {"name": "x", "device": "cpu", "n": 4, "number": 1,
+                                "median_s": result.median_s, "iqr_s": result.iqr_s, "min_s": 1e-3,
+                                "max_s": 4e-3, "std_s": result.std_s}
+
+
+def test_compare_summary_prints_one_ratio() -> None:
+    base = cu.BenchmarkResult("unfused", (2.0e-3, 2.0e-3, 2.2e-3))
+    fused = cu.BenchmarkResult("fused", (1.0e-3, 1.0e-3, 1.05e-3))
+    line = cu.compare([base, fused]).summary("fused")
+    assert line == "fused: 1 ms vs 2 ms for unfused (medians, IQR up to 5%): 2.00x as fast"
+    assert len(re.findall(r"\d+\.\d+x", line)) == 1  # one ratio, not three restatements
+    with pytest.raises(cu.CourseError, match="No result named 'other'"):
+        cu.compare([base, fused]).summary("other")
+
+
+def test_benchmark_agrees_with_torch_utils_benchmark() -> None:
+    """cu.benchmark and torch.utils.benchmark.Timer, timing the same work the same way (blocks of
+    number_per_run calls), agree within the noise: 25 % plus twice the spread they saw."""
+    import torch
+    import torch.utils.benchmark as torch_benchmark
+
+    a = torch.randn(192, 192)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # Timer runs with one thread unless told otherwise
+    try:
+        theirs = torch_benchmark.Timer("a @ a", globals={"a": a}).blocked_autorange(min_run_time=0.1)
+        ours = cu.benchmark(lambda: a @ a, repeats=10, warmup=3, number=theirs.number_per_run)
+    finally:
+        torch.set_num_threads(threads)
+    gap = abs(ours.median_s - theirs.median)
+    assert gap <= 0.25 * theirs.median + 2 * (theirs.iqr + ours.iqr_s), (ours, theirs)
+
+
+def test_autotune_rejects_a_nan_output() -> None:
+    """Planted bug (issue 17): `if diff > atol` lets NaN through (NaN > x is False); the gate must
+    ask `diff <= atol`, which NaN fails."""
+    a = np.arange(4.0)
+    nan_out = a.copy()
+    nan_out[2] = np.nan
+    with pytest.raises(cu.CourseError, match="'broken' differs"):
+        cu.autotune({"ref": lambda: a, "broken": lambda: nan_out}, atol=1e-3, repeats=1)
+    with pytest.raises(cu.CourseError, match="'inf' differs"):
+        cu.autotune({"ref": lambda: a, "inf": lambda: a + np.inf}, atol=1e-3, repeats=1)
+    with pytest.raises(cu.CourseError, match="reference candidate 'ref'"):
+        cu.autotune({"ref": lambda: nan_out, "other": lambda: nan_out}, atol=1e-3, repeats=1)
+
+
+def test_autotune_gate_on_torch_tensors_and_tolerance_edges() -> None:
+    import torch
+
+    x = torch.arange(6, dtype=torch.bfloat16)
+    tuned = cu.autotune({"a": lambda: x, "b": lambda: x.clone(), "c": lambda: x + 0.5},
+                        atol=0.5, repeats=1)
+    assert tuned.max_abs_diff == {"b": 0.0, "c": 0.5}  # exactly at the tolerance is eligible
+    with pytest.raises(cu.CourseError, match="'c' differs .* by 0.5"):
+        cu.autotune({"a": lambda: x, "c": lambda: x + 0.5}, atol=0.49, repeats=1)
+    nan = torch.tensor([1.0, float("nan")])
+    with pytest.raises(cu.CourseError, match="'nan' differs"):
+        cu.autotune({"a": lambda: torch.ones(2), "nan": lambda: nan}, atol=10.0, repeats=1)
+    with pytest.raises(cu.CourseError, match="atol must be"):
+        cu.autotune({"a": lambda: x}, atol=-1.0)
+    unchecked = cu.autotune({"a": lambda: x, "c": lambda: x + 100}, repeats=1)  # no atol: no gate
+    assert unchecked.max_abs_diff == {}
+
+
+def test_autotune_winner_is_the_smallest_median() -> None:
+    def sleeper(seconds):
+        return lambda: (time.sleep(seconds), np.zeros(1))[1]
+
+    tuned = cu.autotune({"slow": sleeper(0.004), "fast": sleeper(0.0), "middle": sleeper(0.002)},
+                        repeats=3, atol=0.0)
+    medians = {r.name: r.median_s for r in tuned.comparison.results}
+    assert tuned.winner == min(medians, key=medians.get) == "fast"
+    assert tuned.comparison.baseline == "slow"
