@@ -20,15 +20,16 @@ ends with the notebook that teaches it.
 | quantization    | quantize / dequantize and error metrics (01, 09)         |
 | calibration     | calibration ranges and Q/DQ models (09)                  |
 | timing          | cu.benchmark: warm-up, sync, repeats, spread (01+)       |
-| roofline        | arithmetic intensity and the roofline (01)               |
+| roofline        | arithmetic intensity, roofline, model cost (01)          |
 | plots           | diagrams and figures (01+)                               |
 | export          | verify an ONNX export against PyTorch (02, 03)           |
 | netron_view     | Netron inline and as a static PNG (02, 03, 06, 07)       |
 | onnx_io         | load ONNX with clear errors; read weights (04)           |
-| onnx_inspect    | summarize and print any ONNX model (02-04)               |
-| operators       | export helpers for custom operators (05)                 |
+| onnx_inspect    | one-glance summary and weight table of a model (02-04)   |
+| operators       | unsupported ops: export helpers, side-by-side pictures (05)|
 | graphs          | graph surgery: patterns, extraction, replacement (06, 07)|
-| engines         | TensorRT engines: build, run, inspect (08-10)            |
+| engines         | TensorRT engines: parse, build, run, inspect (08-10)     |
+| plugins         | the custom op as a Triton kernel and TensorRT plugin (10)|
 | tooling.*       | plumbing: browser, launch, notebooks, magics, pytest     |
 """
 
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 _STAGES = (
     "paths", "trt", "lanes", "environment", "exercises",
     "fusion", "quantization", "calibration", "timing", "roofline", "plots",
-    "export", "netron_view", "onnx_io", "onnx_inspect", "operators", "graphs", "engines",
+    "export", "netron_view", "onnx_io", "onnx_inspect", "operators", "graphs", "engines", "plugins",
     "tooling.browser", "tooling.notebooks",
 )
 _HERE = Path(__file__).resolve().parent
