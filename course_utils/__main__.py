@@ -7,6 +7,7 @@
     python -m course_utils student [NAMES]    the student edition (no worked solutions) in build/student
     python -m course_utils wheelhouse ...     wheels for an offline GPU machine (make wheelhouse)
     python -m course_utils gpu-lane ...       every notebook under nbval on a GPU machine (make gpu-lane)
+    python -m course_utils verification-table the README's notebook x lane table from reports/runs
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from .tooling.gpu_lane import main as gpu_lane_main
 
         return gpu_lane_main([command, *argv])
+    if command == "verification-table":
+        from .tooling.verification import main as verification_main
+
+        return verification_main(argv)
     if command == "student":
         from .tooling.student import main as student_main
 
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return notebooks_main([command, *argv])
     print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | "
-          "refresh [NAMES] | check [NAMES] | student [NAMES] | wheelhouse | gpu-lane", file=sys.stderr)
+          "refresh [NAMES] | check [NAMES] | student [NAMES] | wheelhouse | gpu-lane | verification-table", file=sys.stderr)
     return 2
 
 
