@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import nbformat
 
 __all__ = ["ExerciseCells", "exercise_cells", "exercise_problems", "student_edition", "write_student_editions",
-           "SOLUTION_TAG"]
+           "SOLUTION_TAG", "run_student_editions"]
 
 SOLUTION_TAG = "solution"
 _TASK = re.compile(r"^#+\s*Exercise\s+(\d+)\b", re.IGNORECASE | re.MULTILINE)
@@ -159,6 +159,46 @@ def write_student_editions(out_dir: str | Path | None = None, names: list[str] |
     return written
 
 
+def run_student_editions(names: list[str], out_dir: Path) -> None:
+    """Execute the student edition of each notebook in `names`, one after another, and write
+    `<out_dir>/<name>.json` ({"ok", "error", "checks", "last", "wall_s"}) as each one finishes.
+
+    The test suite starts this in a second process at the start of a run, so the student
+    editions execute on the second core while the unit tests and nbval run on the first.
+    Plumbing: tests/test_student_edition.py.
+    """
+    import json
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_name = {p.name: p for p in list_notebooks()}
+    for name in names:
+        started = time.monotonic()
+        result: dict[str, Any] = {"ok": False, "error": None, "checks": [], "last": ""}
+        try:
+            student = student_edition(nbformat.read(by_name[name], as_version=4))
+            client = NotebookClient(student, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": str(out_dir)}})
+            try:
+                client.execute()
+                result["ok"] = True
+            finally:
+                nbformat.write(student, out_dir / name)
+
+            def shown(cell: Any) -> str:
+                return "".join(o.get("text", "") for o in cell.get("outputs", []))
+
+            result["checks"] = [shown(student.cells[b.check]) for b in exercise_cells(student) if b.check is not None]
+            result["last"] = shown(student.cells[-1])
+        except Exception as error:  # reported to the test, which fails with it
+            result["error"] = f"{type(error).__name__}: {error}"[-4000:]
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m course_utils student [--out DIR] [NAMES]`."""
     import argparse
@@ -167,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description="write the student edition (no worked solutions)")
     parser.add_argument("--out", default=None, help="folder to write into (default build/student)")
     parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
+    parser.add_argument("--run", action="store_true", help="also execute them (results as JSON in --out)")
     args = parser.parse_args(argv)
+    if args.run:
+        out = Path(args.out) if args.out else build_dir("student-run")
+        run_student_editions([Path(n).name for n in args.names] or [p.name for p in list_notebooks()], out)
+        return 0
     written = write_student_editions(args.out, [Path(n).name for n in args.names] or None)
     for path in written:
         print(f"wrote {path}")
