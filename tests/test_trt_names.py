@@ -185,9 +185,11 @@ class _Scanner:
             return None
         quiet = _Scanner(self.where, {})
         for node in ast.walk(annotation):
-            if isinstance(node, ast.Attribute) and quiet.expr(node.value, env) is not None:
+            base = quiet.expr(node.value, env) if isinstance(node, ast.Attribute) else None
+            if base is not None:
                 self.expr(node, env)  # the annotated class itself must exist
-                return "any"
+                # `x: trtp.TensorDesc` is a tensorrt.plugin object: its names live in the plugin package
+                return "plugin" if base[0] == "plugin" else "any"
         return None
 
     def statements(self, body: list[ast.stmt], env) -> None:
@@ -277,6 +279,8 @@ class _Scanner:
     in_class = False
 
     def function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, env, skip_self: bool = False) -> None:
+        for decorator in node.decorator_list:  # @trtp.register("ns::name"), @trtp.impl(...): TensorRT names too
+            self.expr(decorator, env)
         returned = self.annotation_kind(node.returns, env)
         if returned:
             self.found_returns[node.name] = returned
