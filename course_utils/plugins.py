@@ -182,7 +182,7 @@ class KernelError:
     dtype: str
     n: int
     max_abs_error: float  # over elements where both are finite
-    max_rel_error: float  # |out - ref| / |ref| over finite, non-zero references
+    max_rel_error: float  # |out - ref| / |ref| where |ref| is a normal number of the output's dtype
     worst_index: int  # the element with the largest error relative to the tolerance
     nan_mismatches: int  # NaN in one and not in the other
     inf_mismatches: int  # an infinity in one that the other does not have (same sign)
@@ -228,7 +228,9 @@ def kernel_error(output: Any, x: Any, dtype: str | None = None,
     `output` and `x` are torch tensors (any device) or numpy arrays of the same shape. The reference
     is `cu.clamp_silu` of `x` as float64 (the seed's op), or `reference(x as a float64 array)`. The
     tolerance is `KERNEL_TOLERANCE[dtype]` (`dtype`: the output's, "float32" or "float16"). NaN must
-    come out where the reference has NaN, and infinities must match. Taught in: 10_plugins.
+    come out where the reference has NaN, and infinities must match. The relative error is taken
+    where the reference is a normal number of `dtype` (subnormal results are judged by atol).
+    Taught in: 10_plugins.
     """
     import numpy as np
 
@@ -258,7 +260,10 @@ def kernel_error(output: Any, x: Any, dtype: str | None = None,
     with np.errstate(invalid="ignore"):  # inf - inf where the two are not both finite (masked out)
         diff = np.where(finite, np.abs(got - ref), 0.0)
     scale = np.abs(ref)
-    nonzero = finite & (scale > 0)
+    # Relative error only where the dtype holds the reference at full precision: below its smallest
+    # normal number (6.1e-5 in float16) a value flushes to 0 or loses digits, and |out - ref| / |ref|
+    # reads 1.0 for an answer that is as right as the dtype allows (atol covers those).
+    nonzero = finite & (scale >= float(np.finfo(np.dtype(dtype)).tiny))
     rel = np.where(nonzero, diff / np.where(nonzero, scale, 1.0), 0.0)
     over = diff / (atol + rtol * scale)  # > 1 means outside the tolerance
     worst = int(np.argmax(np.where(finite, over, -1.0)))

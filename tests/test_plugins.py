@@ -472,3 +472,19 @@ def test_the_plugin_id_matches_the_notebooks_onnx_nodes() -> None:
     assert f'@trtp.register("{cu.CUSTOM_OP_NAME}")' in sources
     assert f'plugin_namespace_s="{namespace}"' in sources  # 5a: the seed's symbolic
     assert f'"{name}",\n    {{"plugin_namespace": "{namespace}"' in sources  # 5b: cu.replace_with_node
+
+
+def test_relative_error_ignores_references_the_dtype_cannot_hold() -> None:
+    import numpy as np
+
+    # f(4e-8) = 4e-8 * sigmoid(4e-8) = 2e-8: below half of float16's smallest subnormal (6e-8), so
+    # float16 rounds it to 0. That is as right as float16 allows (atol covers it); the relative
+    # error, taken only where float16 holds the value at full precision, must not read 1.0.
+    x = np.array([4e-8, 1.0, 2.0], dtype=np.float64)
+    out = cu.clamp_silu(x).astype(np.float16)
+    assert out[0] == 0.0
+    error = cu.kernel_error(out, x, dtype="float16")
+    assert error.ok and error.max_rel_error < 1e-3, error
+    wrong = out.copy()
+    wrong[1] *= 1.01  # a 1 % error on a normal value is still reported
+    assert cu.kernel_error(wrong, x, dtype="float16").max_rel_error > 5e-3
