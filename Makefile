@@ -13,7 +13,7 @@ comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT   ?= 8888
 
-.PHONY: setup course test refresh-notebooks student doctor lint clean
+.PHONY: setup course test refresh-notebooks student doctor lint clean gpu-lane wheelhouse verification-table
 
 setup: $(STAMP)
 
@@ -38,6 +38,23 @@ refresh-notebooks: $(STAMP)
 
 student: $(STAMP)  # the student edition (worked solutions removed) in build/student/
 	$(PY) -m course_utils student $(NOTEBOOKS)
+
+# The GPU lane: every notebook under nbval on this machine. With WHEELHOUSE=dir (an offline GPU
+# machine, its own Python and torch) nothing is installed into .venv: see the README, "For instructors".
+PYVER ?= 3.12
+gpu-lane:
+ifdef WHEELHOUSE
+	python3 -m course_utils gpu-lane --wheelhouse $(WHEELHOUSE)
+else
+	$(MAKE) --no-print-directory $(STAMP)
+	$(PY) -m course_utils gpu-lane
+endif
+
+wheelhouse: $(STAMP)  # HAVE=freeze.txt (pip freeze of the GPU machine), PYVER=3.12
+	$(PY) -m course_utils wheelhouse --python-version $(PYVER) $(if $(HAVE),--have $(HAVE)) --out wheelhouse
+
+verification-table: $(STAMP)
+	$(PY) -m course_utils verification-table
 
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor
