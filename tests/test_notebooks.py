@@ -34,7 +34,7 @@ def test_committed_notebook_is_clean(path) -> None:
     nb = json.loads(path.read_text())
     assert set(nb["metadata"]) <= {"kernelspec", "language_info", "course"}
     for cell in nb["cells"]:
-        assert set(cell.get("metadata", {})) <= {"tags", "jupyter"}, cell["metadata"]
+        assert set(cell.get("metadata", {})) <= {"tags", "jupyter", "collapsed"}, cell["metadata"]
         for output in cell.get("outputs", []):
             assert output["output_type"] != "error", f"error output in {path.name}: {output}"
     assert is_clean(path), f"{path.name} is not clean: run `python -m course_utils refresh`"
@@ -52,6 +52,16 @@ def test_outputs_come_from_a_real_run(path) -> None:
         ran_on = nb.metadata.get("course", {}).get("executed_on")
         if ran_on is None:
             assert all(not c.outputs for c in code), f"{path.name}: outputs without a GPU run"
+
+
+def test_committed_language_info_is_what_this_kernel_reports() -> None:
+    # JupyterLab marks a notebook modified on open when its language_info differs from the kernel's.
+    import platform
+
+    from course_utils.tooling.launch import kernel_language_info
+    from course_utils.tooling.notebooks import LANGUAGE_INFO
+
+    assert {**LANGUAGE_INFO, "version": platform.python_version()} == kernel_language_info()
 
 
 def test_clean_notebook_strips_editor_state() -> None:

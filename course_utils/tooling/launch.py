@@ -5,6 +5,15 @@ taken; works as root (adds --allow-root); turns off JupyterLab's update and news
 PyPI extension manager so a live demo never waits on the internet. The server's own log goes
 to `build/jupyterlab.log`; the terminal shows one line, the address to open, once the server
 answers (or the log's last lines if it does not start).
+
+Opening a notebook leaves its file as it was. When a kernel connects, JupyterLab writes the
+kernel's `language_info` (Python version included) into the notebook's metadata and, if that
+changes anything, marks the notebook unsaved, and autosave rewrites the file. The committed
+notebooks carry what ipykernel reports (`clean_notebook`); for a learner whose Python version
+differs, the server (`CourseContentsManager`) hands JupyterLab the notebook with this
+machine's `language_info` already in it, so the kernel's report changes nothing, and puts the
+file's own back when JupyterLab saves it, so even a save with nothing changed (Ctrl+S out of
+habit) writes the file byte for byte as it was. Kernels use Unix sockets (`ipc`), not TCP.
 Plumbing: `make course`.
 """
 
@@ -23,7 +32,10 @@ import urllib.request
 from ..errors import CourseError
 from ..paths import build_dir, notebooks_dir
 
-__all__ = ["free_port", "jupyterlab_command"]
+__all__ = ["free_port", "jupyterlab_command", "kernel_language_info", "match_kernel_metadata",
+           "restore_file_language_info"]
+
+_CONTENTS_MANAGER = "course_utils.tooling.launch.CourseContentsManager"
 
 
 def free_port(start: int = 8888, attempts: int = 50) -> int:
@@ -55,10 +67,92 @@ def jupyterlab_command(port: int, token: str) -> list[str]:
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.news_url=None",
         "--LabApp.extension_manager=readonly",  # no PyPI queries from the extension manager
+        f"--ServerApp.contents_manager_class={_CONTENTS_MANAGER}",  # opening never dirties a notebook
+        # Kernels talk to the server over Unix sockets, not TCP ports: no port race when several
+        # kernels start at once (a kernel that lost one never started), and no "Kernel is
+        # running over TCP without encryption" warning at every start.
+        "--KernelManager.transport=ipc",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and classroom VMs often run as root
     return command
+
+
+def kernel_language_info() -> dict:
+    """The `language_info` this machine's Python kernel (ipykernel) reports to JupyterLab.
+
+    Plumbing: `make course` (and `clean_notebook`'s shape).
+    """
+    import copy
+
+    from ipykernel.ipkernel import IPythonKernel
+
+    return copy.deepcopy(IPythonKernel.language_info)
+
+
+def match_kernel_metadata(nb: dict) -> dict:
+    """Put this machine's kernel `language_info` into a Python notebook (in place) and return it.
+
+    Exactly what JupyterLab itself writes once the kernel connects; done before JupyterLab
+    sees the notebook, the kernel's report changes nothing and the notebook stays unmodified.
+    Notebooks of other kernels are left alone. Plumbing: `make course`.
+    """
+    metadata = nb.get("metadata", {})
+    kernel = metadata.get("kernelspec", {}).get("name")
+    language = metadata.get("language_info", {}).get("name", "python")
+    if kernel == "python3" and language == "python":
+        metadata["language_info"] = kernel_language_info()
+    return nb
+
+
+def restore_file_language_info(nb: dict, path: str | os.PathLike[str]) -> dict:
+    """Undo `match_kernel_metadata` before a save: keep the file's own `language_info`.
+
+    Only when the notebook to save still carries exactly this kernel's `language_info` and the
+    file on disk has a Python one; the rest of the notebook is saved as JupyterLab sends it.
+    Plumbing: `make course`.
+    """
+    import json
+
+    metadata = nb.get("metadata", {})
+    if metadata.get("language_info") != kernel_language_info():
+        return nb
+    try:
+        with open(path, encoding="utf-8") as file:
+            on_disk = json.load(file).get("metadata", {}).get("language_info")
+    except (OSError, ValueError, AttributeError):
+        return nb  # a new file, or one that is not JSON: nothing to keep
+    if isinstance(on_disk, dict) and on_disk.get("name") == "python":
+        metadata["language_info"] = on_disk
+    return nb
+
+
+def __getattr__(name: str) -> type:
+    # The contents manager is built on first use, inside the JupyterLab server, so importing
+    # this module (the tests, `make course` itself) does not import jupyter_server.
+    if name != "CourseContentsManager":
+        raise AttributeError(name)
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+    class CourseContentsManager(AsyncLargeFileManager):
+        """The default contents manager, but a notebook is read with this kernel's language_info."""
+
+        async def get(self, path, content=True, type=None, format=None, **kwargs):  # noqa: A002
+            model = await super().get(path, content=content, type=type, format=format, **kwargs)
+            if content and model.get("type") == "notebook" and model.get("content") is not None:
+                match_kernel_metadata(model["content"])
+            return model
+
+        async def save(self, model, path=""):
+            # Undo what get() did: a notebook saved with nothing else changed (Ctrl+S out of
+            # habit) is written byte for byte as it was, whatever Python this machine has.
+            if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+                restore_file_language_info(model["content"], self._get_os_path(path.strip("/")))
+            return await super().save(model, path)
+
+    CourseContentsManager.__module__ = __name__
+    globals()["CourseContentsManager"] = CourseContentsManager
+    return CourseContentsManager
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:

@@ -29,8 +29,15 @@ if TYPE_CHECKING:
 __all__ = ["check_structure", "clean_notebook", "is_clean", "read_notebook", "refresh"]
 
 _KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info", "course")
-_KEEP_CELL_METADATA = ("tags", "jupyter")
+_KEEP_CELL_METADATA = ("tags", "jupyter", "collapsed")
 _KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+#: What ipykernel 7.4 reports as `language_info` (JupyterLab writes it into the notebook when the
+#: kernel connects and marks the notebook modified if it differs), less the Python version.
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+    "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
 
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
@@ -50,18 +57,32 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip editor state (timings, scroll flags) in place. Plumbing: refresh and the tests."""
+    """Strip editor state (timings, scroll flags) in place. Plumbing: refresh and the tests.
+
+    What is kept is what JupyterLab 4.6 itself writes, so that opening a notebook (and even
+    saving it unchanged) leaves the file as it is: the kernel's full `language_info` (the
+    Python version of the run that made the outputs, or this Python's), and `collapsed`
+    mirroring `jupyter.outputs_hidden` on code cells.
+    """
+    import platform
+
     import nbformat
 
+    version = nb.metadata.get("language_info", {}).get("version") or platform.python_version()
     nb.metadata = nbformat.from_dict(
         {key: nb.metadata[key] for key in _KEEP_NOTEBOOK_METADATA if key in nb.metadata}
     )
     nb.metadata["kernelspec"] = nbformat.from_dict(_KERNELSPEC)
-    nb.metadata["language_info"] = nbformat.from_dict({"name": "python"})
+    nb.metadata["language_info"] = nbformat.from_dict({**LANGUAGE_INFO, "version": version})
     for cell in nb.cells:
         cell.metadata = nbformat.from_dict(
             {key: cell.metadata[key] for key in _KEEP_CELL_METADATA if key in cell.metadata}
         )
+        hidden = cell.metadata.get("jupyter", {}).get("outputs_hidden")
+        if cell.cell_type == "code" and hidden is not None:
+            cell.metadata["collapsed"] = bool(hidden)
+        else:
+            cell.metadata.pop("collapsed", None)
         if cell.cell_type == "code":
             if SOLUTION_TAG in cell.metadata.get("tags", []):
                 cell.outputs = []  # a worked solution's output is its answer: never committed
