@@ -1,49 +1,20 @@
 """TensorRT engines: parse an ONNX file, build a plan, run it on a GPU, look inside it.
 
-Notebook 08 writes every TensorRT call out first; these helpers are the same calls, made
-once, with the checks and the clear errors a lesson needs. The TensorRT 11 flow (TensorRT-RTX
-has the same API; every network is strongly typed, precision lives in the ONNX file):
-
-    logger  = cu.collecting_logger(trt)         # an ILogger that keeps messages, prints nothing
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)         # 0: no flags; strongly typed is the only mode
-    parser  = trt.OnnxParser(network, logger)
-    parser.parse_from_file(path)                 # errors: parser.get_error(i), i < parser.num_errors
-    config  = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, nbytes)
-    config.builder_optimization_level = 3        # 0..5
-    profile = builder.create_optimization_profile()
-    profile.set_shape(name, min, opt, max); config.add_optimization_profile(profile)
-    plan    = builder.build_serialized_network(network, config)
-    engine  = trt.Runtime(logger).deserialize_cuda_engine(plan)                  # GPU from here on
-    context = engine.create_execution_context()
-    context.set_input_shape(name, shape); context.set_tensor_address(name, ptr)  # by name
-    context.execute_async_v3(stream_handle)
-
-- `parse_onnx(path)` checks the file as `cu.load_model` does first (TensorRT's parser reports
-  success, 0 layers, for an empty file or a saved HTML page), and returns a `ParseResult`: every
-  parser error with node name and op type, the network's layers next to their ONNX nodes.
-- `build_engine(source, ...)` builds a plan from a path, a `ParseResult` or a hand-built
-  network: memory-pool limit, optimisation level, optimisation profiles (validated by
-  `check_profile`), compute-capability targets (TensorRT-RTX only), a timing cache on disk
-  (TensorRT only; a no-op in TensorRT-RTX, which times nothing while building). It returns a
-  `BuildResult`: plan, size, build time and the builder's layer table, read from the detailed
-  build log (`parse_layer_table`), so the fusions are data.
-- `EngineRunner(plan)` (GPU): `with cu.EngineRunner(plan) as run: outputs = run(input0=x)`
-  with torch CUDA tensors; a clear error when a shape is outside the profile.
-  `inspect_engine(run)` is the engine inspector's JSON as `EngineLayer`s;
-  `run.profile_layers(...)` the per-layer times reported through `IProfiler`.
-TensorRT's own messages are never printed: they are kept in `.log` / `.messages` of the results
-and errors (`EngineBuildError.log`).
-
-Plugins (notebook 10): Python plugins (`tensorrt.plugin`) register when the module defining them
-is imported: import it before `parse_onnx`. A plugin library (`.so`) is loaded into the plugin
-registry by `parse_onnx(..., plugin_libraries=[path])` before parsing and by
-`EngineRunner(..., plugin_libraries=[path])` before deserializing. `build_engine(configure=fn)`
-hands the `IBuilderConfig` to `fn` for anything else (flags, `plugins_to_serialize`, ...).
-Flavours: every helper takes `flavour=` ("tensorrt", "tensorrt-rtx"; default: what
-`cu.import_tensorrt()` finds). `RTX_ONLY_NAMES` lists the TensorRT-RTX names used only after
-checking the flavour (tests/test_trt_names.py reads it).
+Notebook 08 writes every TensorRT call out first; these helpers make the same calls once, with
+the checks and clear errors a lesson needs (TensorRT 11 and TensorRT-RTX share this API):
+- `parse_onnx(path)` checks the file as `cu.load_model` does (TensorRT's parser reports success,
+  0 layers, for an empty file or a saved HTML page) and returns a `ParseResult`: each parser
+  error with node name and op type, and the network's layers next to their ONNX nodes.
+- `build_engine(source, ...)` builds a plan from a path, a `ParseResult` or a hand-built network
+  (memory pool, optimisation level, profiles checked by `check_profile`, TensorRT-RTX targets, a
+  timing cache on disk) and returns a `BuildResult` with the builder's layer table as data.
+- `EngineRunner(plan)` (GPU) runs it with torch CUDA tensors, by tensor name; `inspect_engine`
+  reads the engine inspector's JSON; `EngineRunner.profile_layers` the `IProfiler` times.
+TensorRT's own messages are kept in `.log` / `.messages` (and `EngineBuildError.log`), never
+printed. Plugin libraries (`.so`) load through `plugin_libraries=`; Python plugins register when
+their module is imported; `build_engine(configure=fn)` hands `fn` the `IBuilderConfig`.
+`RTX_ONLY_NAMES` lists the TensorRT-RTX names used only after checking the flavour
+(tests/test_trt_names.py reads it).
 Taught in: 08_first_engines (09_quantization and 10_plugins build on it).
 """
 
@@ -646,8 +617,8 @@ def build_engine(
         where = Path(plan_path)
         where.parent.mkdir(parents=True, exist_ok=True)
         where.write_bytes(plan_data)
-    if cache is not None:
-        Path(timing_cache).write_bytes(bytes(memoryview(cache.serialize())))  # now with this build's timings
+    if cache is not None:  # the config's cache now holds this build's timings too (as trtexec saves it)
+        Path(timing_cache).write_bytes(bytes(memoryview((config.get_timing_cache() or cache).serialize())))
     texts = [text for _, text in messages]
     return BuildResult(flavour_of(trt), plan_data, where, build_s, parse_layer_table(texts), _foreign_nodes(texts),
                        _layer_counts(texts), network.num_layers, notes, _log_lines(messages), messages)
@@ -762,12 +733,21 @@ class EngineRunner:
             raise CourseError(f"{flavour_of(trt)} could not deserialize this plan. A plan runs only with the "
                               f"TensorRT version and GPU it was built for, unless built version- or "
                               f"hardware-compatible. TensorRT said:\n  {said}")
-        self.stream = self._new_stream()
-        self.context: trt.IExecutionContext = self._new_context()
+        profiles = self.engine.num_optimization_profiles
+        if not isinstance(self.profile, int) or not 0 <= self.profile < profiles:
+            raise CourseError(f"profile={self.profile!r}: this engine has {profiles} optimisation profile(s), "
+                              f"numbered 0 to {profiles - 1}.")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         modes = {name: self.engine.get_tensor_mode(name) for name in names}
         self.inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+        host = [n for n in self.inputs if self.engine.is_shape_inference_io(n)]
+        if host:  # their values live in host memory and decide the shapes: not what this runner feeds
+            raise CourseError(f"Input(s) {host} are shape tensors (engine.is_shape_inference_io): TensorRT reads "
+                              "them from host memory. This runner feeds GPU tensors only; use polygraphy's "
+                              "TrtRunner for such engines.")
+        self.stream = self._new_stream()
+        self.context: trt.IExecutionContext = self._new_context()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -782,14 +762,28 @@ class EngineRunner:
 
     def _new_context(self) -> trt.IExecutionContext:
         context = self.engine.create_execution_context()
-        if self.profile != 0:
-            context.set_optimization_profile_async(self.profile, self.stream.cuda_stream)
+        if context is None:
+            raise CourseError("engine.create_execution_context() returned None (out of GPU memory?). TensorRT "
+                              "said: " + "; ".join(_problems(_messages(self.logger))[-1:]))
+        # profile 0 is every new context's profile; another one is selected on the stream the runs use
+        if self.profile != 0 and not context.set_optimization_profile_async(self.profile, self.stream.cuda_stream):
+            raise CourseError(f"set_optimization_profile_async({self.profile}) failed: "
+                              + "; ".join(_problems(_messages(self.logger))[-1:]))
         return context
 
     def profile_shapes(self, name: str) -> tuple[Shape, Shape, Shape]:
-        """(min, opt, max) of input `name` in this runner's optimisation profile."""
-        low, opt, high = self.engine.get_tensor_profile_shape(name, self.profile)
-        return tuple(low), tuple(opt), tuple(high)
+        """(min, opt, max) of input `name` in this runner's optimisation profile (a fixed input: its shape 3 times)."""
+        fixed = tuple(int(d) for d in self.engine.get_tensor_shape(name))
+        try:  # an invalid Dims (nbDims -1) may not even have a len(): see NVIDIA's common_runtime.py
+            shapes = self.engine.get_tensor_profile_shape(name, self.profile)
+            low, opt, high = (tuple(int(d) for d in shape) for shape in shapes)
+            if len(low) == len(opt) == len(high) == len(fixed):
+                return low, opt, high
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        if any(d < 0 for d in fixed):
+            raise CourseError(f"Input '{name}' is dynamic {fixed} but the engine reports no profile shapes for it.")
+        return fixed, fixed, fixed
 
     def _dtype(self, name: str) -> Any:
         import torch
@@ -836,7 +830,9 @@ class EngineRunner:
             if not context.set_input_shape(name, tuple(tensor.shape)):
                 raise CourseError(f"set_input_shape('{name}', {tuple(tensor.shape)}) failed: "
                                   + "; ".join(_problems(_messages(self.logger))[-1:]))
-            context.set_tensor_address(name, tensor.data_ptr())
+            if not context.set_tensor_address(name, tensor.data_ptr()):
+                raise CourseError(f"set_tensor_address('{name}') failed: "
+                                  + "; ".join(_problems(_messages(self.logger))[-1:]))
         unset = context.infer_shapes()
         if unset:
             raise CourseError(f"TensorRT cannot infer the shapes yet; not specified: {list(unset)}.")
@@ -847,7 +843,9 @@ class EngineRunner:
                 raise CourseError(f"Output '{name}' has a data-dependent shape {shape}; this runner needs shapes "
                                   "known before running (an IOutputAllocator handles the other case).")
             outputs[name] = torch.empty(shape, dtype=self._dtype(name), device=self.device)
-            context.set_tensor_address(name, outputs[name].data_ptr())
+            if not context.set_tensor_address(name, outputs[name].data_ptr()):
+                raise CourseError(f"set_tensor_address('{name}') failed: "
+                                  + "; ".join(_problems(_messages(self.logger))[-1:]))
         if self.device.startswith("cuda"):  # the inputs were written on the current stream: wait for it
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
         if not context.execute_async_v3(self.stream.cuda_stream):

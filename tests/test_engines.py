@@ -399,6 +399,10 @@ class FakeTensorRT:
 class FakeEngine:
     num_io_tensors = 2
     num_layers = 1
+    num_optimization_profiles = 2
+    shape_inputs: tuple[str, ...] = ()
+    profile_shape = [(1, 4), (4, 4), (8, 4)]
+    contexts_fail = False
 
     def get_tensor_name(self, index):
         return ["input0", "output0"][index]
@@ -410,10 +414,16 @@ class FakeEngine:
         return _Enum(name="FLOAT")
 
     def get_tensor_profile_shape(self, name, profile):
-        return [(1, 4), (4, 4), (8, 4)]
+        return self.profile_shape
+
+    def get_tensor_shape(self, name):
+        return (-1, 4) if any(self.profile_shape) else (2, 4)
+
+    def is_shape_inference_io(self, name):
+        return name in self.shape_inputs
 
     def create_execution_context(self):
-        return FakeContext()
+        return None if self.contexts_fail else FakeContext()
 
     def create_engine_inspector(self):
         return SimpleNamespace(execution_context=None, get_engine_information=lambda fmt: json.dumps(
@@ -425,8 +435,15 @@ class FakeEngine:
 class FakeContext:
     """Doubles its input into its output, through the addresses it was given (as a GPU kernel would)."""
 
+    refuse_addresses: tuple[str, ...] = ()
+    refuse_profiles = False
+
     def __init__(self) -> None:
         self.shapes, self.addresses, self.profiler, self.calls = {}, {}, None, []
+
+    def set_optimization_profile_async(self, index, stream_handle):
+        self.calls.append(("set_optimization_profile_async", index, stream_handle))
+        return not self.refuse_profiles
 
     def set_input_shape(self, name, shape):
         self.calls.append(("set_input_shape", name, shape))
@@ -436,7 +453,7 @@ class FakeContext:
     def set_tensor_address(self, name, address):
         self.calls.append(("set_tensor_address", name))
         self.addresses[name] = address
-        return True
+        return name not in self.refuse_addresses
 
     def infer_shapes(self):
         return []
@@ -509,6 +526,69 @@ def test_a_plan_that_does_not_load_says_why(monkeypatch, tmp_path) -> None:
         cu.EngineRunner(b"")
     with pytest.raises(cu.CourseError, match="inside `with"):
         cu.EngineRunner(b"plan", device="cpu")(input0=np.zeros((1, 4), np.float32))
+
+
+def test_the_runner_checks_every_call_tensorrt_can_refuse(fake_trt, monkeypatch) -> None:
+    import torch
+
+    x = torch.ones(2, 4)
+    with pytest.raises(cu.CourseError, match=r"profile=2: this engine has 2 optimisation profile\(s\), numbered 0 to 1"):
+        cu.EngineRunner(b"plan", device="cpu", profile=2).__enter__()
+    with cu.EngineRunner(b"plan", device="cpu", profile=1) as run:  # another profile is selected on the run's stream
+        assert run.context.calls[0] == ("set_optimization_profile_async", 1, 0)
+        assert torch.equal(run(input0=x)["output0"], x * 2)
+    monkeypatch.setattr(FakeContext, "refuse_profiles", True)
+    with pytest.raises(cu.CourseError, match=r"set_optimization_profile_async\(1\) failed"):
+        cu.EngineRunner(b"plan", device="cpu", profile=1).__enter__()
+    for name in ("input0", "output0"):
+        monkeypatch.setattr(FakeContext, "refuse_addresses", (name,))
+        with cu.EngineRunner(b"plan", device="cpu") as run:
+            with pytest.raises(cu.CourseError, match=rf"set_tensor_address\('{name}'\) failed"):
+                run(input0=x)
+    monkeypatch.setattr(FakeEngine, "contexts_fail", True)
+    with pytest.raises(cu.CourseError, match=r"create_execution_context\(\) returned None"):
+        cu.EngineRunner(b"plan", device="cpu").__enter__()
+
+
+def test_shape_tensor_inputs_are_refused_not_fed_a_gpu_address(fake_trt, monkeypatch) -> None:
+    monkeypatch.setattr(FakeEngine, "shape_inputs", ("input0",))
+    with pytest.raises(cu.CourseError, match=r"\['input0'\] are shape tensors .* host memory"):
+        cu.EngineRunner(b"plan", device="cpu").__enter__()
+
+
+def test_a_fixed_input_without_profile_shapes_uses_its_own_shape(fake_trt, monkeypatch) -> None:
+    import torch
+
+    for invalid in ([], [(), (), ()]):  # what invalid Dims may come back as
+        monkeypatch.setattr(FakeEngine, "profile_shape", invalid)
+        with cu.EngineRunner(b"plan", device="cpu") as run:
+            assert run.profile_shapes("input0") == ((2, 4), (2, 4), (2, 4))
+            assert torch.equal(run(input0=torch.ones(2, 4))["output0"], torch.full((2, 4), 2.0))
+            with pytest.raises(cu.CourseError, match="outside optimisation profile"):
+                run(input0=torch.ones(3, 4))
+
+
+def test_the_timing_cache_is_read_refused_and_reported(tmp_path) -> None:
+    class Config:
+        accepts = True
+
+        def create_timing_cache(self, data):
+            self.data = data
+            return SimpleNamespace(serialize=lambda: b"cache")
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            self.ignore_mismatch = ignore_mismatch
+            return self.accepts
+
+    config = Config()
+    _, note = engines._apply_timing_cache(None, config, tmp_path / "t.cache")
+    assert config.data == b"" and config.ignore_mismatch is False and "new, saved to t.cache" in note
+    (tmp_path / "t.cache").write_bytes(b"x" * 1234)
+    _, note = engines._apply_timing_cache(None, config, tmp_path / "t.cache")
+    assert config.data == b"x" * 1234 and note == "timing cache: read 1,234 bytes from t.cache"
+    config.accepts = False
+    with pytest.raises(cu.CourseError, match="refused the timing cache t.cache .* another GPU or TensorRT version"):
+        engines._apply_timing_cache(None, config, tmp_path / "t.cache")
 
 
 def test_running_needs_a_gpu_that_torch_sees() -> None:
@@ -607,6 +687,78 @@ def test_the_exercise_judges_accept_right_answers() -> None:
 
     result = judge_exercise("08.3", ex3_build=build)
     assert result.status == RIGHT, result.message
+
+
+def test_the_mlp_judge_accepts_a_shuffle_transpose_and_explains_a_rank_one_bias() -> None:
+    from course_utils.exercises import RIGHT, judge_exercise
+
+    rtx()
+
+    def with_shuffle(trt, network, weights):  # transposes each weight with a shuffle layer: also right
+        hidden = network.add_input("x", trt.float32, (1, 4))
+        for index, (w, b) in enumerate((("w1", "b1"), ("w2", "b2"))):
+            transposed = network.add_shuffle(network.add_constant(weights[w].shape, trt.Weights(weights[w]))
+                                             .get_output(0))
+            transposed.first_transpose = (1, 0)
+            bias = network.add_constant((1, weights[b].size), trt.Weights(weights[b]))
+            product = network.add_matrix_multiply(hidden, trt.MatrixOperation.NONE, transposed.get_output(0),
+                                                  trt.MatrixOperation.NONE)
+            hidden = network.add_elementwise(product.get_output(0), bias.get_output(0),
+                                             trt.ElementWiseOperation.SUM).get_output(0)
+            if index == 0:
+                hidden = network.add_activation(hidden, trt.ActivationType.RELU).get_output(0)
+        network.mark_output(hidden)
+
+    result = judge_exercise("08.3", ex3_build=with_shuffle)
+    assert result.status == RIGHT, result.message
+
+
+def test_a_network_tensorrt_cannot_build_is_a_wrong_answer_with_tensorrts_words(monkeypatch) -> None:
+    from course_utils.exercises import RIGHT, WRONG, judge_exercise
+
+    rtx()
+
+    def right(trt, network, weights):  # the worked solution's network
+        hidden = network.add_input("x", trt.float32, (1, 4))
+        for index, (w, b) in enumerate((("w1", "b1"), ("w2", "b2"))):
+            weight = network.add_constant(weights[w].shape, trt.Weights(weights[w]))
+            bias = network.add_constant((1, weights[b].size), trt.Weights(weights[b]))
+            product = network.add_matrix_multiply(hidden, trt.MatrixOperation.NONE, weight.get_output(0),
+                                                  trt.MatrixOperation.TRANSPOSE)
+            hidden = network.add_elementwise(product.get_output(0), bias.get_output(0),
+                                             trt.ElementWiseOperation.SUM).get_output(0)
+            if index == 0:
+                hidden = network.add_activation(hidden, trt.ActivationType.RELU).get_output(0)
+        network.mark_output(hidden)
+
+    assert judge_exercise("08.3", ex3_build=right).status == RIGHT
+
+    def refuses(network, builder):
+        raise cu.EngineBuildError("TensorRT could not build the engine:\n  Error Code 4: the planted reason", [])
+
+    monkeypatch.setattr(engines, "build_engine", refuses)
+    result = judge_exercise("08.3", ex3_build=right)
+    assert result.status == WRONG, result.message
+    assert "right numbers, but TensorRT cannot build the network" in result.message
+    assert "the planted reason" in result.message
+
+
+def test_the_numpy_evaluation_of_a_shuffle_known_answer() -> None:
+    from course_utils.exercise_bank import nb08
+
+    trt = rtx()
+    network = trt.Builder(cu.collecting_logger(trt)).create_network(0)
+    x = network.add_input("x", trt.float32, (2, 3))
+    first = network.add_shuffle(x)
+    first.first_transpose = (1, 0)  # (3, 2)
+    second = network.add_shuffle(first.get_output(0))
+    second.reshape_dims = (0, 2, 1)  # 0 copies the 3: (3, 2, 1)
+    second.second_transpose = (2, 0, 1)  # (1, 3, 2)
+    network.mark_output(second.get_output(0))
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (out,) = nb08.evaluate_network(trt, network, {"x": values}).values()
+    assert out.shape == (1, 3, 2) == tuple(second.get_output(0).shape)
+    assert out.tolist() == [[[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]]
 
 
 def test_the_numpy_evaluation_of_a_network_known_answer() -> None:

@@ -97,6 +97,8 @@ class _Scanner:
             base = self.expr(node.value, env)
             if base is not None:
                 kind, chain = base
+                if node.attr in ("values", "items") and chain is None:  # a dict of TensorRT objects (see bind)
+                    return (kind, None)
                 if node.attr.startswith("__") or (node.attr in _PYTHON_METHODS and chain is None):
                     return None
                 if chain is not None and node.attr == "plugin":
@@ -177,6 +179,9 @@ class _Scanner:
             self.expr(target, env)  # config.profiling_verbosity = ...: a TensorRT name too
             if value is not None:
                 self.found_attributes[target.attr] = "module:" + value[0] if value[1] == () else value[0]
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and value is not None:
+            self.expr(target.slice, env)  # networks["cbr"] = builder.create_network(0): networks[...] is one
+            env.setdefault(target.value.id, (value[0], None))
         elif isinstance(target, ast.Subscript | ast.Starred):
             self.expr(target, env)
 
@@ -641,6 +646,20 @@ make_context(None).execute_async_v3(0)
     assert names == ["IExecutionContext", "INetworkDefinition", "IProfiler", "execute_async_v3", "get_layer", "name",
                      "num_inputs", "num_layers", "report_layer_time", "type"]
     assert "total" not in names  # our own attribute on a subclass is not a TensorRT name
+
+
+def test_objects_kept_in_a_dict_are_tracked() -> None:
+    source = (
+        "import tensorrt as trt\n"
+        "networks = {}\n"
+        "networks['a'] = trt.Builder(None).create_network(0)\n"
+        "layer = networks['a'].get_layer(0)\n"
+        "layer.kernel_size_nd\n"
+        "for name, network in networks.items():\n"
+        "    network.num_layers\n"
+    )
+    names = sorted({u.name for u in scan({"d.py": source})})
+    assert names == ["Builder", "create_network", "get_layer", "kernel_size_nd", "num_layers"]
 
 
 def test_rtx_only_names_are_rtx_names_absent_from_tensorrt_11() -> None:

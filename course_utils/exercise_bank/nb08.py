@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engines import TensorDesc, check_profile, network_layers
+from ..engines import TensorDesc, check_profile
 from ..errors import CourseError
 from ..exercises import Wrong, exercise, expect_array, expect_sequence, expect_set, expect_type
 from ..trt import RTX_RUNTIME_CAPABILITIES, import_tensorrt
@@ -127,9 +127,20 @@ _LAYER_CLASSES = {"CONSTANT": "IConstantLayer", "MATRIX_MULTIPLY": "IMatrixMulti
 _ELEMENTWISE = {"SUM": np.add, "PROD": np.multiply, "SUB": np.subtract, "MAX": np.maximum, "MIN": np.minimum}
 
 
+def _shuffle(layer: trt.IShuffleLayer, value: np.ndarray) -> np.ndarray:
+    """What an IShuffleLayer computes: first transpose, then reshape (0 copies a dimension), then second transpose."""
+    value = np.transpose(value, list(layer.first_transpose)[:value.ndim])
+    dims = layer.reshape_dims
+    if dims is not None:
+        target = [value.shape[i] if d == 0 and layer.zero_is_placeholder else d for i, d in enumerate(dims)]
+        value = value.reshape(target)
+    return np.transpose(value, list(layer.second_transpose)[:value.ndim])
+
+
 def evaluate_network(trt: Any, network: trt.INetworkDefinition, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate a small network definition in numpy, layer by layer (CONSTANT, MATRIX_MULTIPLY, ELEMENTWISE,
-    ACTIVATION RELU, SHUFFLE reshape). Raises Wrong for other layers. Plumbing: the judge of exercise 08.3."""
+    ACTIVATION RELU, SHUFFLE). Raises Wrong for other layers and for an elementwise layer whose inputs differ in
+    rank (TensorRT broadcasts only between tensors of the same rank). Plumbing: the judge of exercise 08.3."""
     values = dict(feeds)
     for index in range(network.num_layers):
         layer = network.get_layer(index)
@@ -145,8 +156,17 @@ def evaluate_network(trt: Any, network: trt.INetworkDefinition, feeds: dict[str,
         elif kind == "MATRIX_MULTIPLY":
             a, b = (m if op.name == "NONE" else np.swapaxes(m, -1, -2)
                     for m, op in zip(inputs, (layer.op0, layer.op1), strict=True))
+            if a.shape[-1] != b.shape[-2]:
+                raise Wrong(f"layer {index} ({layer.name}) multiplies {a.shape} by {b.shape} (after its "
+                            f"MatrixOperations {layer.op0.name}, {layer.op1.name}): the inner sizes {a.shape[-1]} and "
+                            f"{b.shape[-2]} differ. PyTorch stores a Linear weight as (out, in): multiply by its "
+                            "transpose (MatrixOperation.TRANSPOSE).")
             out = a @ b
         elif kind == "ELEMENTWISE":
+            if len({np.ndim(value) for value in inputs}) > 1:
+                shapes = [tuple(np.shape(value)) for value in inputs]
+                raise Wrong(f"layer {index} ({layer.name}): elementwise inputs of shapes {shapes}. TensorRT broadcasts "
+                            "only between tensors of the same rank: make the bias constant (1, n), not (n,).")
             if layer.op.name not in _ELEMENTWISE:
                 raise Wrong(f"layer {index}: elementwise {layer.op.name} is not needed here (use SUM for a bias).")
             out = _ELEMENTWISE[layer.op.name](*inputs)
@@ -155,7 +175,9 @@ def evaluate_network(trt: Any, network: trt.INetworkDefinition, feeds: dict[str,
                 raise Wrong(f"layer {index}: activation {layer.type.name}; the MLP uses RELU.")
             out = np.maximum(inputs[0], 0.0)
         else:
-            out = inputs[0].reshape(tuple(layer.get_output(0).shape))
+            if layer.num_inputs > 1 and layer.get_input(1) is not None:
+                raise Wrong(f"layer {index}: a shuffle with a second (shape) input is not needed here.")
+            out = _shuffle(layer, inputs[0])
         values[layer.get_output(0).name] = out
     return {network.get_output(i).name: values[network.get_output(i).name] for i in range(network.num_outputs)}
 
@@ -184,6 +206,34 @@ def _mlp_wrong_no_bias(trt: Any, network: trt.INetworkDefinition, weights: dict[
     network.mark_output(y.get_output(0))
 
 
+def _mlp_wrong_rank_one_bias(trt: Any, network: trt.INetworkDefinition, weights: dict[str, np.ndarray]) -> None:
+    hidden = network.add_input("x", trt.float32, (1, 4))
+    for index, (w, b) in enumerate((("w1", "b1"), ("w2", "b2"))):
+        weight = network.add_constant(weights[w].shape, trt.Weights(weights[w]))
+        bias = network.add_constant(weights[b].shape, trt.Weights(weights[b]))  # (n,): rank 1
+        product = network.add_matrix_multiply(hidden, trt.MatrixOperation.NONE, weight.get_output(0),
+                                              trt.MatrixOperation.TRANSPOSE)
+        hidden = network.add_elementwise(product.get_output(0), bias.get_output(0),
+                                         trt.ElementWiseOperation.SUM).get_output(0)
+        if index == 0:
+            hidden = network.add_activation(hidden, trt.ActivationType.RELU).get_output(0)
+    network.mark_output(hidden)
+
+
+def _mlp_wrong_untransposed(trt: Any, network: trt.INetworkDefinition, weights: dict[str, np.ndarray]) -> None:
+    hidden = network.add_input("x", trt.float32, (1, 4))
+    for index, (w, b) in enumerate((("w1", "b1"), ("w2", "b2"))):
+        weight = network.add_constant(weights[w].shape, trt.Weights(weights[w]))
+        bias = network.add_constant((1, weights[b].size), trt.Weights(weights[b]))
+        product = network.add_matrix_multiply(hidden, trt.MatrixOperation.NONE, weight.get_output(0),
+                                              trt.MatrixOperation.NONE)  # (1, 4) @ (8, 4): PyTorch's layout
+        hidden = network.add_elementwise(product.get_output(0), bias.get_output(0),
+                                         trt.ElementWiseOperation.SUM).get_output(0)
+        if index == 0:
+            hidden = network.add_activation(hidden, trt.ActivationType.RELU).get_output(0)
+    network.mark_output(hidden)
+
+
 def _mlp_wrong_nothing_marked(trt: Any, network: trt.INetworkDefinition, weights: dict[str, np.ndarray]) -> None:
     network.add_input("x", trt.float32, (1, 4))
 
@@ -201,6 +251,8 @@ def _mlp_wrong_nothing_marked(trt: Any, network: trt.INetworkDefinition, weights
         ({"ex3_build": _mlp_wrong_no_relu}, r"of 3 elements differ"),
         ({"ex3_build": _mlp_wrong_no_bias}, r"elements differ"),
         ({"ex3_build": _mlp_wrong_nothing_marked}, r"marks 0 outputs"),
+        ({"ex3_build": _mlp_wrong_untransposed}, r"multiplies \(1, 4\) by \(8, 4\) .* inner sizes 4 and 8 differ"),
+        ({"ex3_build": _mlp_wrong_rank_one_bias}, r"same rank: make the bias constant \(1, n\)"),
         ({"ex3_build": "add_input, add_constant, add_matrix_multiply"}, r"should be a function"),
     ],
 )
@@ -209,7 +261,7 @@ def _mlp_by_hand(ex3_build: object) -> str:
         raise Wrong(f"`ex3_build` should be a function build(trt, network, weights), but it is "
                     f"{type(ex3_build).__name__}.")
     trt = import_tensorrt()
-    from ..engines import build_engine, collecting_logger
+    from ..engines import EngineBuildError, build_engine, collecting_logger
 
     builder = trt.Builder(collecting_logger(trt))
     network = builder.create_network(0)
@@ -222,12 +274,15 @@ def _mlp_by_hand(ex3_build: object) -> str:
     if network.num_outputs != 1:
         raise Wrong(f"the network marks {network.num_outputs} outputs; mark the last layer's output with "
                     "network.mark_output(...).")
-    kinds = Counter(layer.type for layer in network_layers(network))
+    kinds = Counter(network.get_layer(i).type.name for i in range(network.num_layers))
     if kinds["MATRIX_MULTIPLY"] != 2:
         raise Wrong(f"the MLP has two Linear layers, so two MATRIX_MULTIPLY layers; the network has "
                     f"{kinds['MATRIX_MULTIPLY']} ({dict(kinds)}).")
     x = np.random.default_rng(2).uniform(-2, 2, (1, 4)).astype(np.float32)
     (got,) = evaluate_network(trt, network, {"x": x}).values()
     expect_array("your network's output", got, mlp_reference(weights, x), rtol=1e-5, atol=1e-5)
-    built = build_engine(network, builder=builder)
+    try:
+        built = build_engine(network, builder=builder)
+    except EngineBuildError as error:
+        raise Wrong(f"the layers compute the right numbers, but TensorRT cannot build the network: {error}") from None
     return f"It also builds: {built.network_layers} network layers, a {built.plan_bytes / 1e3:.0f} kB plan."
