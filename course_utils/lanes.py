@@ -24,13 +24,14 @@ from .trt import TensorRTInfo, find_tensorrt
 
 __all__ = [
     "GpuInfo", "gpu_info", "tensorrt_here", "capabilities", "KNOWN_REQUIREMENTS", "REQUIREMENT_MEANING",
-    "notebook_requirements", "missing_requirements", "lane_name", "Lane", "current_lane",
+    "notebook_requirements", "missing_requirements", "lane_name", "Lane", "current_lane", "rtx_installed",
 ]
 
 #: What each requirement name means, in the words a learner reads in a skip message.
 REQUIREMENT_MEANING: dict[str, str] = {
     "gpu": "an NVIDIA GPU visible to PyTorch (CUDA)",
     "tensorrt-builder": "TensorRT or TensorRT-RTX able to parse ONNX and build engines",
+    "tensorrt-rtx": "TensorRT-RTX, which builds engines ahead of time on any machine (make setup installs it)",
     "tensorrt-runtime": "TensorRT (or TensorRT-RTX on an RTX GPU) able to run engines on this GPU",
     "tensorrt-plugins": "TensorRT 10/11's Python plugin API (tensorrt.plugin) on a GPU that runs engines",
 }
@@ -89,11 +90,23 @@ def capabilities(gpu: GpuInfo | None = None, tensorrt: TensorRTInfo | None = Non
         found.add("gpu")
     if tensorrt.can_build:
         found.add("tensorrt-builder")
+    if tensorrt.flavour == "tensorrt-rtx" or (tensorrt.flavour == "tensorrt" and rtx_installed()):
+        found.add("tensorrt-rtx")  # TensorRT 11 is found first when both are installed
     if tensorrt.can_run:
         found.add("tensorrt-runtime")
         if tensorrt.has_plugin_api:
             found.add("tensorrt-plugins")
     return found
+
+
+def rtx_installed() -> bool:
+    """True when TensorRT-RTX's Python binding imports (beside TensorRT 11, say).
+
+    Taught in: 00_environment_check.
+    """
+    from .trt import _try_import
+
+    return any(_try_import(name)[0] is not None for name in ("tensorrt_rtx", "tensorrt_rtx_bindings"))
 
 
 def _check_names(requires: list[str], where: str) -> list[str]:
@@ -134,7 +147,7 @@ def missing_requirements(requires: list[str] | tuple[str, ...], found: set[str] 
 #: Lane names exactly as the README's table writes them, most capable first.
 _LANES = (
     ("TensorRT GPU machine", {"gpu", "tensorrt-runtime"}, "tensorrt"),
-    ("TensorRT-RTX", {"tensorrt-builder"}, "tensorrt-rtx"),
+    ("TensorRT-RTX", {"tensorrt-rtx"}, "tensorrt-rtx"),
     ("NVIDIA GPU", {"gpu"}, None),
     ("CPU only", set(), None),
 )

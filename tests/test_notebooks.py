@@ -14,7 +14,7 @@ from course_utils.tooling.notebooks import clean_notebook, has_uncommitted_edits
 
 NOTEBOOKS = cu.list_notebooks()
 # Requirements that the CPU lane (and CI) satisfy: TensorRT-RTX builds on a CPU.
-CPU_LANE = {"tensorrt-builder"}
+CPU_LANE = {"tensorrt-builder", "tensorrt-rtx"}
 
 
 def test_the_course_has_notebooks_in_order() -> None:

@@ -81,21 +81,22 @@ def _student_lane() -> str:
              "ex2_requirements": "set[str], the requirement names that laptop meets"},
     hint="Read STUDENT_LAPTOP like the doctor does: is there a GPU, which TensorRT flavour, can it build, "
          "can it run? Then find the row of the lane table (step 2).",
-    hint2="The requirement names are cu.KNOWN_REQUIREMENTS; TensorRT-RTX has no Python plugin API, so "
-          "'tensorrt-plugins' is not met.",
+    hint2="The requirement names are cu.KNOWN_REQUIREMENTS; TensorRT-RTX builds and, on this GPU, runs "
+          "engines, but it has no Python plugin API, so 'tensorrt-plugins' is not met.",
     wrong=[
         ({"ex2_lane": "NVIDIA GPU", "ex2_requirements": {"gpu"}}, r"`ex2_lane` is 'NVIDIA GPU', expected"),
         ({"ex2_lane": "TensorRT-RTX", "ex2_requirements": {"gpu", "tensorrt-builder"}},
-         r"missing \['tensorrt-runtime'\]"),
-        ({"ex2_lane": "TensorRT-RTX", "ex2_requirements": {"gpu", "tensorrt-builder", "tensorrt-runtime",
-                                                           "tensorrt-plugins"}}, r"unexpected \['tensorrt-plugins'\]"),
+         r"missing \['tensorrt-rtx', 'tensorrt-runtime'\]"),
+        ({"ex2_lane": "TensorRT-RTX", "ex2_requirements": {"gpu", "tensorrt-builder", "tensorrt-rtx",
+                                                           "tensorrt-runtime", "tensorrt-plugins"}},
+         r"unexpected \['tensorrt-plugins'\]"),
     ],
 )
 def _lane_of_a_student_laptop(ex2_lane: object, ex2_requirements: object) -> None:
     from ..exercises import expect_set
 
     expect_equal("ex2_lane", ex2_lane, _student_lane())
-    expect_set("ex2_requirements", ex2_requirements, {"gpu", "tensorrt-builder", "tensorrt-runtime"})
+    expect_set("ex2_requirements", ex2_requirements, {"gpu", "tensorrt-builder", "tensorrt-rtx", "tensorrt-runtime"})
 
 
 @exercise(
