@@ -57,6 +57,8 @@ FP16_MAX = 65504.0
 
 def _magnitudes(name: str, x: Any) -> np.ndarray:
     """|x| as a flat float64 array, refusing what cannot be calibrated."""
+    if x is None:
+        raise CourseError(f"{name} is None: pass the activation values (an array) to calibrate on.")
     if hasattr(x, "detach"):  # a torch tensor
         x = x.detach().cpu().numpy()
     if isinstance(x, list | tuple) and x and all(hasattr(a, "shape") for a in x):
@@ -280,8 +282,9 @@ class QdqTensor:
 
     @property
     def amax(self) -> np.ndarray:
-        """The clipping value(s) these scales stand for: scale * 127 (INT8, symmetric)."""
-        return np.asarray(self.scale, dtype=np.float64).ravel() * 127.0
+        """The clipping value(s) these scales stand for: scale * 127 for INT8 (scale * 7 for INT4), symmetric."""
+        qmax = {"int4": 7.0, "uint4": 15.0, "uint8": 255.0, "int16": 32767.0}.get(self.dtype, 127.0)
+        return np.asarray(self.scale, dtype=np.float64).ravel() * qmax
 
     @property
     def symmetric(self) -> bool:
@@ -473,6 +476,11 @@ def fp16_overflows(model: Any, feed: Mapping[str, np.ndarray], limit: float = FP
                      if v.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)}
     float_tensors |= {v.name for v in inferred.graph.input if v.type.tensor_type.elem_type == TensorProto.FLOAT}
     names = [out for node in proto.graph.node for out in node.output if out in float_tensors]
+    for key, value in feed.items():
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise CourseError(f"feed[{key!r}] holds NaN or infinite values: the question is which nodes overflow "
+                              "on real inputs, so feed finite ones.")
     values = intermediate_values(proto, names, dict(feed)) if names else {}
     values.update({k: np.asarray(v) for k, v in feed.items()})
     peaks = {name: float(np.max(np.abs(v))) if np.size(v) else 0.0 for name, v in values.items()
@@ -549,16 +557,24 @@ def score_model(
     if images.ndim < 2 or images.shape[0] == 0 or labels.shape != (images.shape[0],):
         raise CourseError(f"images ({images.shape}) and labels ({labels.shape}) must hold the same number (> 0) "
                           "of examples, one label per image.")
+    if not np.issubdtype(images.dtype, np.number) or not np.isfinite(images).all():
+        raise CourseError("images hold NaN, infinite or non-numeric values: scoring them would only measure the "
+                          "bad input. Check the preprocessing.")
     session = _session(model_path, threads)
     input_name = session.get_inputs()[0].name
-    if evaluator == "reference":
-        from onnx.reference import ReferenceEvaluator
+    try:
+        if evaluator == "reference":
+            from onnx.reference import ReferenceEvaluator
 
-        evaluator_run = ReferenceEvaluator(str(model_path)).run
-        with np.errstate(all="ignore"):  # an overflow is what this evaluator is for: no numpy warnings
-            logits = np.asarray(evaluator_run(None, {input_name: images.astype(np.float32)})[0])
-    else:
-        logits = np.asarray(session.run(None, {input_name: images.astype(np.float32)})[0])
+            evaluator_run = ReferenceEvaluator(str(model_path)).run
+            with np.errstate(all="ignore"):  # an overflow is what this evaluator is for: no numpy warnings
+                logits = np.asarray(evaluator_run(None, {input_name: images.astype(np.float32)})[0])
+        else:
+            logits = np.asarray(session.run(None, {input_name: images.astype(np.float32)})[0])
+    except Exception as error:  # a shape the model does not take, an op the evaluator lacks: say which
+        said = str(error).strip().splitlines()[0][:300]
+        raise CourseError(f"{evaluator} could not run {model_path.name} on images of shape {images.shape}: "
+                          f"{said}") from None
     if logits.shape[0] != images.shape[0] or logits.ndim != 2:
         raise CourseError(f"{model_path.name} returned shape {logits.shape}; expected (N, classes) logits.")
     # a row with NaN or inf predicts nothing (-1): it counts as wrong and as disagreeing

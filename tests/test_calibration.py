@@ -139,6 +139,8 @@ def test_empty_nan_and_zero_data_are_clear_errors(function) -> None:
         function(np.zeros(100))
     with pytest.raises(cu.CourseError, match="array of numbers"):
         function(["a", "b"])
+    with pytest.raises(cu.CourseError, match="x is None"):
+        function(None)
 
 
 def test_a_tensor_of_constants_has_a_minmax_range_but_no_distribution() -> None:
@@ -209,6 +211,16 @@ def test_onnxruntimes_default_entropy_search_has_one_candidate_the_maximum() -> 
     assert cu.amax_entropy(x) < 10.0
 
 
+def test_onnxruntimes_entropy_searches_when_given_more_bins_and_is_another_variant() -> None:
+    """With 2048 bins onnxruntime's own search clips too; on a ReLU output (a spike of zeros and one
+    signed window) it clips far harder than the |x| search of NVIDIA's toolkit that cu.amax_entropy follows."""
+    x = np.concatenate([np.random.default_rng(5).standard_normal(20_000), [30.0]]).astype(np.float32)
+    assert _ort_threshold("entropy", x, num_bins=2048) < 10.0  # a real search: the outlier is clipped
+    relu = np.maximum(np.random.default_rng(6).standard_normal(50_000), 0).astype(np.float32)
+    theirs, ours = _ort_threshold("entropy", relu, num_bins=2048), cu.amax_entropy(relu)
+    assert theirs < 0.8 * ours < 0.8 * cu.amax_minmax(relu)
+
+
 # --- Q/DQ summaries ---------------------------------------------------------------------------------
 
 
@@ -275,6 +287,13 @@ def test_qdq_summary_names_what_tensorrt_rejects() -> None:
     with pytest.raises(cu.CourseError, match="not an INT8 Q/DQ model TensorRT builds as intended"):
         cu.qdq_summary(_qdq_model(bias_int32=True)).check_tensorrt()
     assert cu.qdq_summary(_qdq_model(bias_int32=True)).of_role("bias")[0].dtype == "int32"
+
+
+def test_amax_follows_the_integer_type() -> None:
+    """scale * 127 for INT8, scale * 7 for INT4 (the largest level of a symmetric grid)."""
+    int8 = cu.QdqTensor("t", "weight", "int8", 1, None, (0,), ("DequantizeLinear",), np.array([0.5], np.float32))
+    int4 = cu.QdqTensor("t", "weight", "int4", 1, None, (0,), ("DequantizeLinear",), np.array([0.5], np.float32))
+    assert int8.amax.tolist() == [63.5] and int4.amax.tolist() == [3.5]
 
 
 def test_a_zero_point_shared_through_identity_keeps_its_type() -> None:
@@ -419,6 +438,9 @@ def test_fp16_overflows_bad_input() -> None:
         cu.fp16_overflows(_overflowing_model(), {"x": np.ones((1, 2), np.float32)}, limit=0)
     with pytest.raises(cu.CourseError, match="feed must be a dict with exactly the model's inputs"):
         cu.fp16_overflows(_overflowing_model(), {"wrong": np.ones((1, 2), np.float32)})
+    for bad in (np.nan, np.inf):  # NaN inputs would flag every node: refuse them instead
+        with pytest.raises(cu.CourseError, match=r"feed\['x'\] holds NaN or infinite values"):
+            cu.fp16_overflows(_overflowing_model(), {"x": np.array([[bad, 1.0]], np.float32)})
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -435,12 +457,25 @@ def _classifier(tmp_path, name: str = "clf.onnx"):
     return path
 
 
+def _normalising_classifier(tmp_path):
+    """logits = x / sum(x) per row: the prediction is the largest input; a row of zeros gives 0/0 = NaN."""
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["total"], keepdims=1),
+             helper.make_node("Div", ["x", "total"], ["logits"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 3])], [axes])
+    path = tmp_path / "normalising.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def test_score_model_accuracy_agreement_and_nan_rows(tmp_path) -> None:
-    path = _classifier(tmp_path)
-    x = np.array([[3, 1, 0], [0, 2, 1], [0, 0, 5], [np.nan, 0, 0]], np.float32)
+    path = _normalising_classifier(tmp_path)
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 0, 5], [0, 0, 0]], np.float32)
     labels = np.array([0, 1, 1, 0])
     score = cu.score_model("clf", path, x, labels, repeats=2, number=1)
-    assert score.predictions.tolist() == [0, 1, 2, -1]  # the NaN row predicts nothing
+    assert np.isnan(score.logits[3]).all() and np.isfinite(score.logits[:3]).all()
+    assert score.predictions.tolist() == [0, 1, 2, -1]  # the NaN row predicts nothing (and counts as wrong)
     assert score.accuracy == 0.5 and score.agreement is None
     other = cu.score_model("again", path, x, labels, reference=score, repeats=2, number=1, evaluator="reference")
     assert other.agreement == 1.0 and other.evaluator == "reference"
@@ -466,6 +501,14 @@ def test_score_model_bad_input(tmp_path) -> None:
     garbage.write_bytes(b"not a model")
     with pytest.raises(cu.CourseError, match="onnxruntime cannot load garbage.onnx"):
         cu.score_model("m", garbage, x, [0, 1])
+    for bad in (np.array([[np.nan, 0, 0], [1, 0, 0]], np.float32), np.array([[np.inf, 0, 0], [1, 0, 0]])):
+        with pytest.raises(cu.CourseError, match="images hold NaN, infinite"):
+            cu.score_model("m", path, bad, [0, 1])
+    with pytest.raises(cu.CourseError, match="images hold NaN, infinite or non-numeric"):
+        cu.score_model("m", path, np.array([["a", "b", "c"], ["d", "e", "f"]]), [0, 1])
+    for evaluator in ("onnxruntime", "reference"):  # a shape the model does not take: a clear error, not a crash
+        with pytest.raises(cu.CourseError, match=rf"{evaluator} could not run clf.onnx on images of shape \(2, 5\)"):
+            cu.score_model("m", path, np.ones((2, 5), np.float32), [0, 1], evaluator=evaluator)
 
 
 def test_precision_table_lines_up_rows_against_the_baseline(tmp_path) -> None:
