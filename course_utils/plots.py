@@ -146,13 +146,15 @@ def plot_workflow() -> Figure:
 def plot_roofline(
     peak_flops: float, bandwidth: float, points: Mapping[str, tuple[float, float]],
     *, title: str = "Roofline", extra_roofs: Mapping[str, float] | None = None,
-    peak_label: str = "roof",
+    peak_label: str = "roof", styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Figure:
     """A log-log roofline: attainable FLOP/s = min(peak, intensity x bandwidth), with kernels
     placed at (intensity FLOP/byte, achieved FLOP/s) from `points` {label: (I, FLOP/s)}.
 
     `extra_roofs` adds dashed compute roofs (e.g. {"FP16 peak": 7.9e14}); `peak_label` names
-    the main roof in the legend.
+    the main roof in the legend. `styles` {label: matplotlib keywords} styles a roof or a point
+    by its label, e.g. the same colour for a precision's roof and its kernels:
+    {"FP16 peak": {"color": "C2"}, "1x1 float16": {"color": "C2", "marker": "o"}}.
     Taught in: 01_tensorrt_in_context.
     """
     from .roofline import ridge_point
@@ -165,6 +167,10 @@ def plot_roofline(
             raise CourseError(f"point {label!r} needs positive intensity and FLOP/s, got "
                               f"({intensity}, {achieved}).")
     roofs = dict(extra_roofs or {})
+    styles = dict(styles or {})
+    unknown = set(styles) - set(points) - set(roofs) - {peak_label}
+    if unknown:
+        raise CourseError(f"styles names {sorted(unknown)}, which are neither points nor roofs.")
     intensities = [p[0] for p in points.values()]
     top_ridge = max([ridge] + [r / bandwidth for r in roofs.values()])
     low = min(min(intensities), ridge) / 8
@@ -172,16 +178,20 @@ def plot_roofline(
     grid = np.logspace(np.log10(low), np.log10(high), 200)
     fig = _figure(8.5, 4.3)
     ax = fig.add_subplot()
-    ax.loglog(grid, np.minimum(peak_flops, grid * bandwidth), color="black", lw=2,
-              label=f"{peak_label}:\n{_rate(peak_flops, 'FLOP/s')}, {_rate(bandwidth, 'B/s')}")
+    ax.loglog(grid, np.minimum(peak_flops, grid * bandwidth), **{
+        "color": "black", "lw": 2, **styles.get(peak_label, {}),
+        "label": f"{peak_label}:\n{_rate(peak_flops, 'FLOP/s')}, {_rate(bandwidth, 'B/s')}"})
     for name, roof in roofs.items():
-        ax.loglog(grid, np.minimum(roof, grid * bandwidth), "--", lw=1.2, label=name)
+        ax.loglog(grid, np.minimum(roof, grid * bandwidth), **{
+            "ls": "--", "lw": 1.2, **styles.get(name, {}), "label": name})
     ax.axvline(ridge, color="grey", lw=0.8, ls=":")
     ax.text(ridge * 1.1, peak_flops / 1.15, f"ridge {ridge:.3g} FLOP/byte", ha="left", va="top",
             fontsize=9, color="#555555")
     markers = "os^Dvp*"
     for i, (label, (intensity, achieved)) in enumerate(points.items()):
-        ax.loglog([intensity], [achieved], markers[i % len(markers)], ms=9, label=label)
+        ax.loglog([intensity], [achieved], **{
+            "marker": markers[i % len(markers)], "ls": "none", "ms": 9, **styles.get(label, {}),
+            "label": label})
     ax.set_xlabel("arithmetic intensity (FLOP / byte)")
     ax.set_ylabel("FLOP/s")
     ax.set_title(title)
@@ -212,6 +222,8 @@ def plot_quantization(
     values = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
     if values.size == 0:
         raise CourseError("plot_quantization needs a non-empty tensor.")
+    if not np.all(np.isfinite(values)):
+        raise CourseError("plot_quantization got NaN or infinity: such a tensor cannot be quantized.")
     index = 0
     if params.axis is not None:
         index = 0 if channel is None else channel
@@ -239,7 +251,8 @@ def plot_quantization(
 
 @_styled
 def plot_timings(results: Sequence[BenchmarkResult], *, title: str = "") -> Figure:
-    """Horizontal bars of median times with IQR whiskers; the fastest is highlighted.
+    """Horizontal bars of median times with IQR whiskers; the fastest is highlighted. The axis
+    says "CPU time" when every result was timed with `clock="thread"`.
 
     Taught in: 01_tensorrt_in_context.
     """
@@ -255,7 +268,8 @@ def plot_timings(results: Sequence[BenchmarkResult], *, title: str = "") -> Figu
     ax = fig.add_subplot()
     ax.barh([r.name for r in results], medians, xerr=errors, color=colors, capsize=3)
     ax.invert_yaxis()
-    ax.set_xlabel("median time per call (ms), whiskers = IQR; green = fastest")
+    what = "CPU time" if all(r.clock == "thread" for r in results) else "time"
+    ax.set_xlabel(f"median {what} per call (ms), whiskers = IQR; green = fastest")
     ax.set_title(title)
     return fig
 
@@ -272,8 +286,9 @@ def plot_frame_distance(
     """
     speeds = np.asarray(speeds_kmh, dtype=float)
     fps = np.asarray(fps_values, dtype=float)
-    if speeds.size == 0 or fps.size == 0 or np.any(speeds <= 0) or np.any(fps <= 0):
-        raise CourseError("speeds_kmh and fps_values must be non-empty and positive.")
+    if (speeds.size == 0 or fps.size == 0 or not np.all(np.isfinite(speeds)) or not np.all(np.isfinite(fps))
+            or np.any(speeds <= 0) or np.any(fps <= 0)):
+        raise CourseError("speeds_kmh and fps_values must be non-empty, finite and positive.")
     fig = _figure(8.0, 3.8)
     ax = fig.add_subplot()
     for speed in speeds:
@@ -292,13 +307,15 @@ def plot_frame_distance(
 
 def _schedule(stages: Sequence[tuple[str, float, str]], frames: int, overlap: bool,
               ) -> list[tuple[int, int, float, float]]:
-    """(frame, stage, start, end). Each resource runs one stage at a time. Serial: a frame
-    starts when the previous one is done. Overlapped: up to two frames in flight (double
-    buffering), the earliest startable stage runs first."""
-    in_flight = 2 if overlap else 1
+    """(frame, stage, start, end). Each resource runs one stage at a time, and a frame's stages
+    run in order. Serial: a frame starts when the previous one is done. Overlapped: frame f is
+    released at f x P, where P is the busiest resource's work per frame (the pace the pipeline
+    can keep), so a frame never starts early only to wait for the busy resource; among the
+    stages that may start, the earliest goes first."""
+    period = max(sum(ms for _, ms, r in stages if r == resource) for resource in {s[2] for s in stages})
     next_stage = [0] * frames
-    ready = [0.0] * frames  # when each frame's next stage may start
-    done = [float("inf")] * frames
+    ready = [float(f * period) if overlap else 0.0 for f in range(frames)]  # next stage may start
+    done = [math.inf] * frames
     free: dict[str, float] = {}
     rows: list[tuple[int, int, float, float]] = []
     while len(rows) < frames * len(stages):
@@ -306,11 +323,12 @@ def _schedule(stages: Sequence[tuple[str, float, str]], frames: int, overlap: bo
         for frame in range(frames):
             if next_stage[frame] == len(stages):
                 continue
-            if frame >= in_flight and done[frame - in_flight] == float("inf"):
-                continue
-            gate = done[frame - in_flight] if frame >= in_flight else 0.0
+            if not overlap and frame > 0:
+                if done[frame - 1] == math.inf:
+                    continue
+                ready[frame] = max(ready[frame], done[frame - 1])
             resource = stages[next_stage[frame]][2]
-            options.append((max(ready[frame], gate, free.get(resource, 0.0)), frame))
+            options.append((max(ready[frame], free.get(resource, 0.0)), frame))
         start, frame = min(options)
         index = next_stage[frame]
         end = start + stages[index][1]
@@ -328,11 +346,13 @@ def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) 
 
     `stages` is [(name, milliseconds, resource)], e.g. ("preprocess", 8, "CPU"); each
     resource runs one stage at a time. The asynchronous timeline overlaps frame n+1's
-    CPU work with frame n's GPU work; titles give the frames per second reached.
+    CPU work with frame n's GPU work, starting a frame every P ms (P: the busiest resource's
+    work per frame); titles give the frames per second reached and the latency (capture of a
+    frame to its last stage; the range when frames differ).
     Taught in: 01_tensorrt_in_context.
     """
     stages = list(stages)
-    if not stages or any(len(s) != 3 or not s[1] > 0 for s in stages):
+    if not stages or any(len(s) != 3 or not (s[1] > 0 and math.isfinite(s[1])) for s in stages):
         raise CourseError("stages must be [(name, milliseconds > 0, resource), ...].")
     if not isinstance(frames, int) or frames < 2:
         raise CourseError(f"frames must be an integer >= 2, got {frames!r}.")
@@ -343,6 +363,10 @@ def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) 
     for ax, overlap in zip(axes, (False, True), strict=True):
         rows = _schedule(stages, frames, overlap)
         ends = [max(r[3] for r in rows if r[0] == f) for f in range(frames)]
+        starts = [min(r[2] for r in rows if r[0] == f) for f in range(frames)]
+        latencies = [end - start for start, end in zip(starts, ends, strict=True)]
+        low, high = min(latencies), max(latencies)
+        latency = f"{low:.1f} ms" if high - low < 0.05 else f"{low:.1f}-{high:.1f} ms"
         period = (ends[-1] - ends[0]) / (frames - 1)
         for frame, index, start, end in rows:
             y = resources.index(stages[index][2])
@@ -353,7 +377,7 @@ def plot_pipeline(stages: Sequence[tuple[str, float, str]], *, frames: int = 4) 
         ax.set_ylim(-0.6, len(resources) - 0.4)
         mode = "CPU/GPU asynchronous (pipelined)" if overlap else "serial"
         ax.set_title(f"{mode}: one frame every {period:.1f} ms = {1000 / period:.1f} fps, "
-                     f"latency {ends[0]:.1f} ms")
+                     f"latency {latency}")
     # Above both timelines, outside the axes, so that no bar is covered.
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(stages))
     axes[1].set_xlabel("time (ms); numbers are frame indices")

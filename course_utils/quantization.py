@@ -5,9 +5,9 @@ Symmetric quantization fixes zero_point = 0 and uses the narrow range [-(2^(b-1)
 (what TensorRT's INT8 uses); asymmetric quantization uses [0, 2^b - 1] and a zero point so
 that a one-sided range (ReLU outputs) uses every level. Scales can be one per tensor or one
 per channel (`axis`). `compute_qparams` calibrates the scale from data (method "minmax";
-notebook 09 adds percentile and entropy ranges in `cu.calibrate_amax` / `cu.symmetric_qparams`), `quantize`/`dequantize` apply it, `fake_quantize` does the
-round trip, `cast_fp16` the FP16 round trip, and `quantization_error` measures max-abs,
-MSE and SQNR in dB.
+notebook 09 adds percentile and entropy ranges in `cu.calibrate_amax` / `cu.symmetric_qparams`),
+`quantize`/`dequantize` apply it, `fake_quantize` does the round trip, `cast_fp16` the FP16
+round trip, and `quantization_error` measures max-abs, MSE and SQNR in dB.
 
 Why not `torch.quantize_per_tensor`? It works on torch tensors only and uses the full range
 ([-128, 127] for qint8); these helpers take numpy arrays or tensors, use the narrow symmetric

@@ -27,7 +27,7 @@ __all__ = [
     "Measurement", "measure_peak_flops", "measure_bandwidth", "achieved_flops",
     "SPEC_SHEETS", "spec_sheet", "conv_roofline_report", "format_roofline_report",
     "measure_conv_peak_flops", "bound_by", "ModelCost", "model_cost", "matmul_alignment_report",
-    "format_matmul_alignment_report", "kernels_run", "BOOKKEEPING_OPS",
+    "format_matmul_alignment_report", "kernels_run", "BOOKKEEPING_OPS", "kernel_label",
 ]
 
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
@@ -181,14 +181,14 @@ def _torch_device(device: Any) -> Any:
 
 def measure_peak_flops(
     device: Any = "cpu", *, dtype: Any = None, size: int = 1024, repeats: int = 10,
-    warmup: int = 2, number: int = 1,
+    warmup: int = 2, number: int = 1, clock: str = "wall",
 ) -> Measurement:
     """Peak compute, measured as the FLOP/s of a large square matmul (size x size) in torch.
 
     A big matmul is the most compute-dense kernel there is, so its speed is the practical
     compute roof of this device for `dtype` (default float32). The roof uses the fastest
     sample (a shared machine only ever slows a sample down); the timing keeps them all.
-    Taught in: 01_tensorrt_in_context.
+    `clock` goes to `benchmark` ("thread" on a shared CPU). Taught in: 01_tensorrt_in_context.
     """
     import torch
 
@@ -200,7 +200,7 @@ def measure_peak_flops(
     b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
     timing = benchmark(lambda: torch.matmul(a, b), repeats=repeats, warmup=warmup,
                        number=number, name=f"matmul {size} {str(dtype).removeprefix('torch.')}",
-                       device=device)
+                       device=device, clock=clock)
     # A roof is the best the machine can do: use the fastest sample (others were disturbed).
     return Measurement(f"peak {str(dtype).removeprefix('torch.')} on {device.type}",
                        2.0 * size**3 / timing.min_s, "FLOP/s", timing)
@@ -208,12 +208,12 @@ def measure_peak_flops(
 
 def measure_conv_peak_flops(
     device: Any = "cpu", *, dtype: Any = None, channels: int = 256, size: int = 28, kernel: int = 5,
-    repeats: int = 5, warmup: int = 2,
+    repeats: int = 5, warmup: int = 2, clock: str = "wall",
 ) -> Measurement:
     """Compute roof measured with a large convolution (channels -> channels, kernel x kernel on a
     size x size map): on CPUs where the convolution library (oneDNN) is faster than the BLAS
     library behind torch.matmul (MKL on AMD processors), this is the higher of the two roofs.
-    Uses the fastest sample, like `measure_peak_flops`. Taught in: 01_tensorrt_in_context.
+    Uses the fastest sample and takes `clock`, like `measure_peak_flops`. Taught in: 01_tensorrt_in_context.
     """
     import torch
 
@@ -227,7 +227,7 @@ def measure_conv_peak_flops(
 
     with torch.inference_mode():
         timing = benchmark(lambda: F.conv2d(x, w, padding=kernel // 2), repeats=repeats, warmup=warmup,
-                           name=f"conv{kernel}x{kernel} {channels}ch", device=device)
+                           name=f"conv{kernel}x{kernel} {channels}ch", device=device, clock=clock)
     cost = conv2d_cost(1, channels, channels, size, size, kernel, dtype=x.element_size())
     label = f"peak {str(dtype).removeprefix('torch.')} on {device.type} (conv{kernel}x{kernel} {channels}ch)"
     return Measurement(label, cost.flops / timing.min_s, "FLOP/s", timing)
@@ -235,12 +235,12 @@ def measure_conv_peak_flops(
 
 def measure_bandwidth(
     device: Any = "cpu", *, megabytes: float = 64, repeats: int = 10, warmup: int = 2,
-    number: int = 1,
+    number: int = 1, clock: str = "wall",
 ) -> Measurement:
     """Memory bandwidth, measured as a large tensor copy (bytes read + bytes written per second).
 
     The buffer must be much larger than the caches or the "bandwidth" is the cache's.
-    Like `measure_peak_flops`, the roof uses the fastest sample.
+    Like `measure_peak_flops`, the roof uses the fastest sample and takes `clock`.
     Taught in: 01_tensorrt_in_context.
     """
     import torch
@@ -252,7 +252,7 @@ def measure_bandwidth(
     source = torch.ones(elements, dtype=torch.float32, device=device)
     target = torch.empty_like(source)
     timing = benchmark(lambda: target.copy_(source), repeats=repeats, warmup=warmup,
-                       number=number, name=f"copy {megabytes:g} MB", device=device)
+                       number=number, name=f"copy {megabytes:g} MB", device=device, clock=clock)
     moved = 2.0 * source.numel() * source.element_size()
     return Measurement(f"copy bandwidth on {device.type}", moved / timing.min_s, "B/s", timing)
 
@@ -300,7 +300,7 @@ def conv_roofline_report(
     device: Any = "cpu", *, batch: int = 1, channels: int = 64, size: int = 56,
     kernels: tuple[int, ...] = (1, 7), precisions: tuple[str, ...] = ("float32",),
     matmul_size: int = 1024, copy_megabytes: float = 64, repeats: int = 10, number: int = 1,
-    conv_probe: bool | None = None,
+    conv_probe: bool | None = None, clock: str = "wall",
 ) -> dict[str, Any]:
     """Measure the roofs of `device` and place KxK convolutions on them; returns plain data.
 
@@ -310,7 +310,9 @@ def conv_roofline_report(
     (batch, channels, size, size) input, its FLOPs, bytes, intensity, median time, achieved FLOP/s,
     the kernels that ran (`kernels_run`), and fractions of the measured peak, of the roofline
     bound and (on a known GPU) of the spec sheet.
-    `precisions` may hold "float32", "tf32" (CUDA), "float16", "bfloat16".
+    `precisions` may hold "float32", "tf32" (CUDA), "float16", "bfloat16". `clock="thread"` times
+    a CPU's roofs and convolutions in this thread's CPU time, so that other programs on a shared
+    machine cannot push one measurement and not the next (a GPU is always timed by the wall clock).
     Taught in: 01_tensorrt_in_context (and benchmarks/conv_roofline.py on a GPU).
     """
     import datetime
@@ -327,12 +329,14 @@ def conv_roofline_report(
         name = torch.cuda.get_device_name(device)
     else:
         name = platform.processor() or platform.machine()
-    bandwidth = measure_bandwidth(device, megabytes=copy_megabytes, repeats=repeats)
+    if clock != "wall" and device.type == "cuda":
+        raise CourseError(f"clock={clock!r} cannot time GPU work; use clock='wall' on CUDA.")
+    bandwidth = measure_bandwidth(device, megabytes=copy_megabytes, repeats=repeats, clock=clock)
     report: dict[str, Any] = {
         "device": device.type, "device_name": name, "torch": torch.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "clock": bandwidth.timing.clock,
         "shape": {"batch": batch, "channels": channels, "size": size},
         "bandwidth_Bps": bandwidth.value, "peaks_flops": {}, "peak_sources": {}, "convs": [],
         "spec_sheet": spec_sheet(name) if device.type == "cuda" else None,
@@ -344,10 +348,10 @@ def conv_roofline_report(
         dtype, tf32 = _precision_settings(precision)
         if device.type == "cuda":
             _set_tf32(tf32)
-        peak = measure_peak_flops(device, dtype=dtype, size=matmul_size, repeats=repeats)
+        peak = measure_peak_flops(device, dtype=dtype, size=matmul_size, repeats=repeats, clock=clock)
         source = f"matmul {matmul_size}x{matmul_size}"
         if conv_probe:
-            probe = measure_conv_peak_flops(device, dtype=dtype, repeats=max(3, min(repeats, 8)))
+            probe = measure_conv_peak_flops(device, dtype=dtype, repeats=max(3, min(repeats, 8)), clock=clock)
             if probe.value > peak.value:
                 peak, source = probe, probe.what.split("(")[-1].rstrip(")")
         report["peaks_flops"][precision] = peak.value
@@ -361,7 +365,7 @@ def conv_roofline_report(
             with torch.inference_mode():
                 timing = benchmark(lambda conv=conv, x=x: conv(x), repeats=repeats, warmup=3,
                                    number=number, name=f"conv{kernel}x{kernel} {precision}",
-                                   device=device)
+                                   device=device, clock=clock)
             with torch.inference_mode():
                 ran = kernels_run(lambda conv=conv, x=x: conv(x), device)
             cost = conv2d_cost(batch, channels, channels, size, size, kernel,
@@ -385,9 +389,10 @@ def conv_roofline_report(
 def format_roofline_report(report: dict[str, Any]) -> str:
     """A readable table of `conv_roofline_report`'s data. Taught in: 01_tensorrt_in_context."""
     try:
+        cpu_time = ", thread CPU time" if report.get("clock") == "thread" else ""
         lines = [
             f"{report['device_name']} ({report['device']}, torch {report['torch']}, "
-            f"{report['date']})",
+            f"{report['date']}{cpu_time})",
             f"copy bandwidth: {report['bandwidth_Bps'] / 1e9:.1f} GB/s (read + write)",
         ]
         sources = report.get("peak_sources") or {}
@@ -498,6 +503,31 @@ BOOKKEEPING_OPS = frozenset({
 })
 
 
+def kernel_label(name: str, width: int = 60) -> str:
+    """A readable label for a kernel name that `torch.profiler` recorded, cut to `width` characters.
+
+    A CUDA kernel's C++ signature ("void cudnn::engines_precompiled::nhwcToNchwKernel<float, ...>(...)")
+    becomes its function name ("nhwcToNchwKernel"); a CUTLASS kernel ("void cutlass::Kernel2<
+    cutlass_80_tensorop_f16_s16816gemm_f16_128x256_64x3_nn_align2>(...)") its template argument,
+    which names the architecture, "tensorop" (Tensor Cores), the tile and the alignment. Names
+    without a signature ("aten::mm", cuBLAS's "sm80_xmma_gemm_..._ffma_...") stay as they are.
+    Taught in: 01_tensorrt_in_context.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise CourseError(f"kernel_label needs a kernel name (a non-empty string), got {name!r}.")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 8:
+        raise CourseError(f"width must be an integer >= 8, got {width!r}.")
+    label = name.strip()
+    if "<" in label or "(" in label:  # a C++ signature
+        label = label.removeprefix("void ")
+        head, _, rest = label.partition("<")
+        head = head.split("(")[0].strip().split("::")[-1]
+        if head.startswith("Kernel") and rest:  # CUTLASS: the kernel is the template argument
+            head = rest.split(">")[0].split("(")[0].split(",")[0].strip()
+        label = head or label
+    return label if len(label) <= width else label[:width - 3] + "..."
+
+
 def _alignment(n: int) -> int:
     """Largest of 16, 8, 4, 2, 1 that divides n: how a GEMM dimension lines up with 16-element tiles."""
     return next(a for a in (16, 8, 4, 2, 1) if n % a == 0)
@@ -599,15 +629,16 @@ def matmul_alignment_report(
 
 
 def format_matmul_alignment_report(report: dict[str, Any], *, kernel_width: int = 60) -> str:
-    """A readable table of `matmul_alignment_report`'s data: one row per size, the first kernel's
-    name cut to `kernel_width` characters. Taught in: 01_tensorrt_in_context."""
+    """A readable table of `matmul_alignment_report`'s data: one row per size, with the kernels that
+    ran (`kernel_label`, memsets left out), cut to `kernel_width` characters. Taught in: 01_tensorrt_in_context."""
     try:
         first = report["cases"][0]["achieved_flops"]
         lines = [f"{report['device_name']} ({report['device']}, torch {report['torch']}, {report['date']})",
                  f"{'n = m = k':>10}{'multiple of':>13}{'TFLOP/s':>9}{'vs first':>10}   kernel(s) that ran"]
         for case in [*report["cases"], report["reference"]]:
             label = f"{case['n']} {case['dtype']}" if case is report["reference"] else str(case["n"])
-            kernels = ", ".join(case["kernels"]) or "(none recorded)"
+            kernels = ", ".join(kernel_label(k, kernel_width) for k in case["kernels"]
+                                if not k.startswith("Memset")) or "(none recorded)"
             if len(kernels) > kernel_width:
                 kernels = kernels[:kernel_width - 3] + "..."
             lines.append(f"{label:>10}{case['alignment']:>13}{case['achieved_flops'] / 1e12:>9.3g}"

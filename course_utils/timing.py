@@ -29,8 +29,14 @@ from .errors import CourseError
 
 __all__ = [
     "BenchmarkResult", "benchmark", "Comparison", "compare", "TuningResult", "autotune",
-    "format_seconds",
+    "format_seconds", "CLOCKS",
 ]
+
+#: What `benchmark(clock=...)` accepts: "wall" (time.perf_counter, what a user waits) and
+#: "thread" (time.thread_time: CPU time of the calling thread, blind to other programs).
+CLOCKS = ("wall", "thread")
+#: thread_time is only used where it resolves a microsecond (Linux, macOS; Windows ticks 15.6 ms).
+_FINE_ENOUGH_S = 1e-6
 
 
 def format_seconds(seconds: float) -> str:
@@ -54,6 +60,7 @@ class BenchmarkResult:
     times_s: tuple[float, ...]
     number: int = 1  # calls averaged inside each sample
     device: str = "cpu"
+    clock: str = "wall"  # "wall" (perf_counter) or "thread" (CPU time of the calling thread)
 
     @property
     def n(self) -> int:
@@ -99,16 +106,17 @@ class BenchmarkResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers for JSON files (times in seconds)."""
         return {
-            "name": self.name, "device": self.device, "n": self.n, "number": self.number,
-            "median_s": self.median_s, "iqr_s": self.iqr_s, "min_s": self.min_s,
-            "max_s": self.max_s, "std_s": self.std_s,
+            "name": self.name, "device": self.device, "clock": self.clock, "n": self.n,
+            "number": self.number, "median_s": self.median_s, "iqr_s": self.iqr_s,
+            "min_s": self.min_s, "max_s": self.max_s, "std_s": self.std_s,
         }
 
     def __str__(self) -> str:
         median = format_seconds(self.median_s)
         unit = median.split()[1]
         scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}[unit]
-        return f"median {median} ± {self.iqr_s / scale:.2g} (IQR), n={self.n}"
+        cpu_time = ", thread CPU time" if self.clock == "thread" else ""
+        return f"median {median} ± {self.iqr_s / scale:.2g} (IQR), n={self.n}{cpu_time}"
 
     def __repr__(self) -> str:
         return f"{self.name}: {self}"
@@ -133,6 +141,16 @@ def _synchronize() -> None:
     torch.cuda.synchronize()
 
 
+def _clock(clock: Any) -> tuple[str, Callable[[], float]]:
+    """The clock `benchmark` reads: ("wall", perf_counter) or ("thread", thread_time)."""
+    if clock not in CLOCKS:
+        raise CourseError(f"clock={clock!r}: use one of {CLOCKS} ('thread' times CPU work "
+                          "with this thread's CPU time, which other programs cannot inflate).")
+    if clock == "thread" and time.get_clock_info("thread_time").resolution <= _FINE_ENOUGH_S:
+        return "thread", time.thread_time
+    return "wall", time.perf_counter  # also where thread_time is too coarse to time a kernel
+
+
 def benchmark(
     fn: Callable[[], Any],
     *,
@@ -141,6 +159,7 @@ def benchmark(
     number: int = 1,
     name: str | None = None,
     device: Any = None,
+    clock: str = "wall",
 ) -> BenchmarkResult:
     """Time `fn()` properly: `warmup` untimed calls, then `repeats` samples of `number` calls.
 
@@ -148,6 +167,9 @@ def benchmark(
     like "cuda", a torch.device or a tensor) or when `fn` returns a CUDA tensor, because
     CUDA kernels run asynchronously and the clock would otherwise stop too early.
     Each sample is the mean of `number` calls (raise it for microsecond kernels).
+    `clock="thread"` measures single-threaded CPU work in this thread's CPU time, which a busy
+    machine cannot inflate (where the platform's thread clock is coarser than 1 µs, the wall
+    clock is used; `result.clock` says which); GPU work must use the wall clock.
     Taught in: 01_tensorrt_in_context.
     """
     if not callable(fn):
@@ -157,23 +179,27 @@ def benchmark(
     for label, value, low in checks:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise CourseError(f"benchmark(): {label} must be an integer >= {low}, got {value!r}.")
+    clock_name, now = _clock(clock)
     sync = _is_cuda(device)
     for _ in range(warmup):
         sync = _is_cuda(fn()) or sync
     if warmup == 0:  # still learn whether the work is on the GPU, from one untimed call
         sync = _is_cuda(fn()) or sync
+    if sync and clock == "thread":
+        raise CourseError("clock='thread' cannot time GPU work: the thread's CPU time stops while "
+                          "it waits for the GPU. Use the default clock='wall' for CUDA.")
     times = []
     for _ in range(repeats):
         if sync:
             _synchronize()
-        start = time.perf_counter()
+        start = now()
         for _ in range(number):
             fn()
         if sync:
             _synchronize()
-        times.append((time.perf_counter() - start) / number)
+        times.append((now() - start) / number)
     label = name or getattr(fn, "__name__", "fn")
-    return BenchmarkResult(label, tuple(times), number, "cuda" if sync else "cpu")
+    return BenchmarkResult(label, tuple(times), number, "cuda" if sync else "cpu", clock_name)
 
 
 @dataclass(frozen=True)
@@ -239,8 +265,9 @@ class Comparison:
         """
         this, base = self[name], self[self.baseline]
         spread = max(this.iqr_s / this.median_s, base.iqr_s / base.median_s)
+        medians = "CPU-time medians" if this.clock == base.clock == "thread" else "medians"
         return (f"{name}: {format_seconds(this.median_s)} vs {format_seconds(base.median_s)} for "
-                f"{self.baseline} (medians, IQR up to {spread:.0%}): {self.speedup(name):.2f}x as fast")
+                f"{self.baseline} ({medians}, IQR up to {spread:.0%}): {self.speedup(name):.2f}x as fast")
 
 
 def compare(results: Sequence[BenchmarkResult], baseline: str | None = None) -> Comparison:
@@ -256,6 +283,9 @@ def compare(results: Sequence[BenchmarkResult], baseline: str | None = None) -> 
         raise CourseError(
             f"compare() needs distinct names, got {names}; pass name= to benchmark()."
         )
+    if len({r.clock for r in results}) > 1:
+        raise CourseError(f"compare() got timings from different clocks "
+                          f"{sorted({r.clock for r in results})}: time them all with the same clock=.")
     baseline = baseline or names[0]
     if baseline not in names:
         raise CourseError(f"baseline {baseline!r} is not one of {names}.")
@@ -308,6 +338,7 @@ def autotune(
     number: int = 1,
     atol: float | None = None,
     device: Any = None,
+    clock: str = "wall",
 ) -> TuningResult:
     """Time every candidate implementation of the same operation and pick the fastest.
 
@@ -316,6 +347,7 @@ def autotune(
     against the first one (a wrong kernel must never win): a `CourseError` is raised when one
     differs by more than `atol`, has another shape, or returns NaN or infinity (NaN compares
     False with every tolerance, so the gate asks "within tolerance?", never "beyond it?").
+    `clock` is passed to `benchmark` ("thread" for CPU candidates on a shared machine).
     Taught in: 01_tensorrt_in_context.
     """
     if not candidates:
@@ -326,6 +358,9 @@ def autotune(
             raise CourseError(f"atol must be a number >= 0, got {atol!r}.")
         names = list(candidates)
         reference = candidates[names[0]]()
+        if reference is None:
+            raise CourseError(f"the reference candidate {names[0]!r} returned None: with atol= every "
+                              "candidate must return its result so that the results can be compared.")
         if not _all_finite(reference):
             raise CourseError(f"the reference candidate {names[0]!r} returned NaN or infinity: "
                               "it cannot vouch for the others.")
@@ -340,7 +375,8 @@ def autotune(
                     "result to be eligible."
                 )
     results = [
-        benchmark(fn, repeats=repeats, warmup=warmup, number=number, name=name, device=device)
+        benchmark(fn, repeats=repeats, warmup=warmup, number=number, name=name, device=device,
+                  clock=clock)
         for name, fn in candidates.items()
     ]
     comparison = compare(results)

@@ -156,6 +156,9 @@ def test_timings_plot_bars_are_the_medians_and_the_fastest_is_green() -> None:
     bars = fig.axes[0].patches
     assert [round(b.get_width(), 6) for b in bars] == [2.0, 0.5]  # medians in ms
     assert bars[1].get_facecolor() != bars[0].get_facecolor()
+    assert fig.axes[0].get_xlabel().startswith("median time per call")
+    cpu = [cu.BenchmarkResult(r.name, r.times_s, clock="thread") for r in results]
+    assert cu.plot_timings(cpu).axes[0].get_xlabel().startswith("median CPU time per call")
     with pytest.raises(cu.CourseError, match="BenchmarkResult"):
         cu.plot_timings([1.0])
 
@@ -171,12 +174,56 @@ def test_frame_distance_plot() -> None:
 def test_pipeline_plot_and_schedule() -> None:
     fig = cu.plot_pipeline(STAGES, frames=4)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "28.6 fps" in titles[0]  # serial: 35 ms per frame
+    assert "28.6 fps" in titles[0] and titles[0].endswith("latency 35.0 ms")  # serial: 35 ms per frame
     assert "50.0 fps" in titles[1]  # pipelined: the GPU's 20 ms sets the pace
+    assert titles[1].endswith("latency 35.0 ms")  # and no frame waits longer than in the serial run
     with pytest.raises(cu.CourseError, match="stages"):
         cu.plot_pipeline([("x", 0.0, "CPU")])
     with pytest.raises(cu.CourseError, match="frames"):
         cu.plot_pipeline(STAGES, frames=1)
+
+
+def test_pipelined_schedule_keeps_the_serial_latency_for_every_frame() -> None:
+    """Notebook 01's stages (8 ms CPU, 22 ms GPU, 12 ms CPU). The old greedy schedule captured
+    frame 1 at once and let it wait for the GPU: 56 ms from capture to plan, while the title
+    printed frame 0's 42 ms. Released every 22 ms (the busiest resource), every frame takes 42 ms."""
+    from course_utils.plots import _schedule
+
+    stages = [("capture", 8.0, "CPU"), ("perception", 22.0, "GPU"), ("planning", 12.0, "CPU")]
+    rows = _schedule(stages, 6, overlap=True)
+    for frame in range(6):
+        mine = sorted((r for r in rows if r[0] == frame), key=lambda r: r[1])
+        assert [r[1] for r in mine] == [0, 1, 2]  # stages in order
+        assert all(a[3] <= b[2] for a, b in zip(mine, mine[1:], strict=False))  # each after the one before
+        assert mine[0][2] == 22.0 * frame and mine[-1][3] - mine[0][2] == 42.0
+    for resource in ("CPU", "GPU"):  # one stage at a time on each resource
+        busy = sorted((r[2], r[3]) for r in rows if stages[r[1]][2] == resource)
+        assert all(a[1] <= b[0] for a, b in zip(busy, busy[1:], strict=False))
+    title = cu.plot_pipeline(stages, frames=5).axes[1].get_title()
+    assert "22.0 ms = 45.5 fps, latency 42.0 ms" in title
+
+
+def test_pipeline_title_gives_the_latency_range_when_frames_differ() -> None:
+    """Two CPU stages that collide: frame 2's planning waits for frame 3's capture (25 and 30 ms)."""
+    stages = [("a", 5.0, "CPU"), ("b", 10.0, "GPU"), ("c", 10.0, "CPU")]
+    title = cu.plot_pipeline(stages, frames=4).axes[1].get_title()
+    assert title.endswith("latency 25.0-30.0 ms")
+
+
+def test_roofline_styles_colour_roofs_and_points_by_label() -> None:
+    fig = cu.plot_roofline(1e11, 1e10, {"1x1 fp16": (16.0, 3e10), "7x7 fp16": (500.0, 9e10)},
+                           extra_roofs={"FP32 roof": 5e10}, peak_label="FP16 roof",
+                           styles={"FP16 roof": {"color": "C2"}, "1x1 fp16": {"color": "C2", "marker": "o"},
+                                   "FP32 roof": {"color": "C1"}})
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    by_label = dict(zip(labels, handles, strict=True))
+    assert matplotlib.colors.same_color(by_label["FP16 roof:\n100 GFLOP/s, 10 GB/s"].get_color(), "C2")
+    assert matplotlib.colors.same_color(by_label["1x1 fp16"].get_color(), "C2")
+    assert by_label["1x1 fp16"].get_marker() == "o" and by_label["1x1 fp16"].get_linestyle() == "None"
+    assert by_label["FP32 roof"].get_linestyle() == "--"  # a style keeps the dashes of an extra roof
+    with pytest.raises(cu.CourseError, match="neither points nor roofs"):
+        cu.plot_roofline(1e11, 1e10, {"a": (1.0, 1.0)}, styles={"b": {"color": "red"}})
 
 
 def test_power_budget_colours_and_cooling_numbers() -> None:
@@ -204,3 +251,18 @@ def test_power_budget_bad_input() -> None:
         cu.plot_power_budget({"x": (1, 2)}, budget_w=0)
     with pytest.raises(cu.CourseError, match="headroom"):
         cu.plot_power_budget({"x": (1, 2)}, air_c=90, limit_c=80)
+
+
+def test_bad_input_nan_and_infinity_are_refused_not_drawn() -> None:
+    """Found in review: a NaN speed drew an empty plot, a NaN tensor a histogram of nothing, an
+    infinite stage crashed with ValueError. Each is now a clear CourseError."""
+    with pytest.raises(cu.CourseError, match="finite"):
+        cu.plot_frame_distance([float("nan")], [15])
+    with pytest.raises(cu.CourseError, match="finite"):
+        cu.plot_frame_distance([100], [float("inf")])
+    with pytest.raises(cu.CourseError, match="NaN or infinity"):
+        cu.plot_quantization(np.array([np.nan, 1.0]), cu.make_qparams(0.1))
+    with pytest.raises(cu.CourseError, match="stages"):
+        cu.plot_pipeline([("a", float("inf"), "CPU"), ("b", 1.0, "GPU")])
+    with pytest.raises(cu.CourseError, match="stages"):
+        cu.plot_pipeline([("a", float("nan"), "CPU")])

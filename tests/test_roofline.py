@@ -63,12 +63,31 @@ def fixed_timings(monkeypatch):
     """Replace the stopwatch inside roofline: every benchmark returns the same known samples."""
     samples = (2e-3, 1e-3, 4e-3)  # median 2 ms, fastest 1 ms
 
-    def fake_benchmark(fn, *, repeats=10, warmup=0, number=1, name=None, device=None):
+    def fake_benchmark(fn, *, repeats=10, warmup=0, number=1, name=None, device=None, clock="wall"):
         fn()  # the work still runs once, so a wrong shape or device still fails
-        return cu.BenchmarkResult(name or "fake", samples, number)
+        clocks.append(clock)
+        return cu.BenchmarkResult(name or "fake", samples, number, clock=clock)
+
+    clocks: list[str] = []
 
     monkeypatch.setattr(roofline, "benchmark", fake_benchmark)
+    fake_benchmark.clocks = clocks
     return samples
+
+
+def test_the_clock_reaches_every_measurement_of_a_report(fixed_timings, monkeypatch) -> None:
+    """On a shared CPU the whole report must use one clock: a roof timed on the wall clock and a
+    conv on the thread clock would put the conv above its roof. Planted bug: dropping clock= in
+    any one call leaves a "wall" in the list."""
+    report = cu.conv_roofline_report("cpu", batch=1, channels=8, size=8, matmul_size=64,
+                                     copy_megabytes=1, repeats=3, clock="thread")
+    clocks = roofline.benchmark.clocks
+    assert len(clocks) == 5 and set(clocks) == {"thread"}  # copy, matmul, conv probe, 1x1, 7x7
+    assert report["clock"] == "thread" and all(r["timing"]["clock"] == "thread" for r in report["convs"])
+    assert cu.format_roofline_report(report).splitlines()[0].endswith(", thread CPU time)")
+    default = cu.conv_roofline_report("cpu", batch=1, channels=8, size=8, matmul_size=64,
+                                      copy_megabytes=1, repeats=3)
+    assert default["clock"] == "wall" and "thread" not in cu.format_roofline_report(default)
 
 
 def test_measured_roofs_are_work_over_the_fastest_sample(fixed_timings) -> None:
@@ -266,3 +285,30 @@ def test_bad_input() -> None:
 def test_cuda_without_gpu_is_clear() -> None:
     with pytest.raises(cu.CourseError, match="no CUDA GPU"):
         cu.measure_bandwidth("cuda")
+
+
+def test_kernel_label_known_answers() -> None:
+    """Names recorded on the H200 (benchmarks/results/*_h200.json): signatures shortened to the kernel."""
+    assert cu.kernel_label("void cudnn::engines_precompiled::nhwcToNchwKernel<float, float, float, true, false, "
+                           "(cudnnKernelDataType_t)0>(cudnn::engines_precompiled::nhwc2nchw_params_t<float>, "
+                           "float const*, float*)") == "nhwcToNchwKernel"
+    cutlass = ("void cutlass::Kernel2<cutlass_75_tensorop_f16_s1688gemm_f16_256x128_nn_align1>"
+               "(cutlass_75_tensorop_f16_s1688gemm_f16_256x128_nn_align1::Params)")
+    assert cu.kernel_label(cutlass) == "cutlass_75_tensorop_f16_s1688gemm_f16_256x128_nn_align1"
+    assert cu.kernel_label("void precomputed_convolve_sgemm<float, 128, 6, 7, 3, 3, 5, 1, false>(int, int)"
+                           ) == "precomputed_convolve_sgemm"
+    assert cu.kernel_label("aten::mm") == "aten::mm"  # no signature: unchanged
+    assert cu.kernel_label("nvjet_sm90_hsh_256x128_64x4_1x2_h_bz_coopA_NNT", width=20) == "nvjet_sm90_hsh_25..."
+    assert len(cu.kernel_label("x" * 100, width=30)) == 30
+    for bad in ("", "   ", None, 3):
+        with pytest.raises(cu.CourseError, match="kernel name"):
+            cu.kernel_label(bad)
+    with pytest.raises(cu.CourseError, match="width"):
+        cu.kernel_label("aten::mm", width=2)
+
+
+def test_matmul_table_names_the_recorded_kernels_without_memsets() -> None:
+    path = cu.repo_root() / "benchmarks" / "results" / "tensor_cores_h200.json"  # committed: no skip
+    text = cu.format_matmul_alignment_report(json.loads(path.read_text()), kernel_width=70)
+    assert "Memset" not in text and "cutlass_75_tensorop_f16_s1688gemm_f16_256x128_nn_align1" in text
+    assert "void " not in text

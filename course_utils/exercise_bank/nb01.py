@@ -100,8 +100,19 @@ def _ex2_cost() -> Any:
                        groups=c["channels"], dtype="float16")
 
 
+def _ex2_weight_bytes() -> int:
+    c = EX2_CONV
+    return c["channels"] * c["kernel_size"] ** 2 * 2  # 256 x 1 x 3 x 3 FP16 values
+
+
+def _ex2_dense_weight_bytes() -> int:
+    c = EX2_CONV
+    return c["channels"] ** 2 * c["kernel_size"] ** 2 * 2  # 256 x 256 x 3 x 3: groups forgotten
+
+
 def _recorded_gpu_report() -> dict[str, Any]:
-    return json.loads((repo_root() / "benchmarks" / "results" / "h100.json").read_text())
+    """The GPU roofline notebook 01 shows where no GPU is present (recorded on an H200)."""
+    return json.loads((repo_root() / "benchmarks" / "results" / "conv_roofline_h200.json").read_text())
 
 
 def _ex2_wrong_values() -> dict[str, float]:
@@ -119,6 +130,36 @@ def _ex2_wrong_values() -> dict[str, float]:
 _EX2 = _ex2_wrong_values()
 
 
+def _near(value: object, target: float, rtol: float = 0.02) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value - target) <= rtol * abs(target)
+
+
+def _diagnose_ex2(ex2_intensity: object, ex2_attainable_tflops: object, cost: Any, dense_intensity: float,
+                  attainable: float, peak_tflops: float) -> None:
+    """Name the usual slips of exercise 2 before the generic "off by" message."""
+    def wrong(name: str, value: float, want: float, unit: str, why: str) -> Wrong:
+        return Wrong(f"`{name}` = {value:.4g} {unit}, expected {want:.4g} {unit}: {why}")
+
+    want = cost.intensity
+    if _near(ex2_intensity, dense_intensity):
+        raise wrong("ex2_intensity", ex2_intensity, want, "FLOP/byte", "your bytes hold 256 x 256 x 3 x 3 weights, "
+                    "but with groups = 256 each output channel has its own 1 x 3 x 3 filter (256 x 1 x 3 x 3).")
+    if _near(ex2_intensity, want / 2):
+        raise wrong("ex2_intensity", ex2_intensity, want, "FLOP/byte", "exactly half. A multiply-add is 2 FLOPs, "
+                    "and an FP16 element is 2 bytes (not 4): which of the two did you miss?")
+    if _near(ex2_intensity, want * 2):
+        raise wrong("ex2_intensity", ex2_intensity, want, "FLOP/byte", "exactly twice. Did you count 1 byte per "
+                    "element, or 4 FLOPs per multiply-add? FP16 is 2 bytes, a multiply-add 2 FLOPs.")
+    if isinstance(ex2_attainable_tflops, (int, float)) and not isinstance(ex2_attainable_tflops, bool):
+        if _near(ex2_attainable_tflops, attainable * 1e12):
+            raise wrong("ex2_attainable_tflops", ex2_attainable_tflops, attainable, "TFLOP/s",
+                        "that is the right speed in FLOP/s; the answer is in TFLOP/s (divide by 1e12).")
+        if _near(ex2_attainable_tflops, peak_tflops):
+            raise wrong("ex2_attainable_tflops", ex2_attainable_tflops, attainable, "TFLOP/s",
+                        "that is the FP16 peak, the compute roof. Left of the ridge point the memory roof, "
+                        "intensity x bandwidth, is the lower one.")
+
+
 @exercise(
     "01.2",
     answers={"ex2_intensity": "float, FLOP per byte", "ex2_bound": "str, 'memory' or 'compute'",
@@ -134,9 +175,15 @@ _EX2 = _ex2_wrong_values()
         ({"ex2_intensity": _EX2["intensity"], "ex2_bound": "compute", "ex2_attainable_tflops": _EX2["attainable"]},
          r"`ex2_bound` is 'compute', expected 'memory'"),
         ({"ex2_intensity": _EX2["intensity"], "ex2_bound": "memory", "ex2_attainable_tflops": _EX2["peak"]},
-         r"`ex2_attainable_tflops` = 756\.\d+ TFLOP/s, expected 13\.\d+ TFLOP/s"),
+         r"`ex2_attainable_tflops` = 740\.\d+ TFLOP/s, expected 18\.\d+ TFLOP/s: that is the FP16 peak"),
         ({"ex2_intensity": "4.5", "ex2_bound": "memory", "ex2_attainable_tflops": 13.0},
          r"`ex2_intensity` should be a number, but it is str"),
+        ({"ex2_intensity": _EX2["intensity"] / 2, "ex2_bound": "memory",
+          "ex2_attainable_tflops": _EX2["attainable"] / 2},
+         r"exactly half\. A multiply-add is 2 FLOPs, and an FP16 element is 2 bytes"),
+        ({"ex2_intensity": _EX2["intensity"], "ex2_bound": "memory",
+          "ex2_attainable_tflops": _EX2["attainable"] * 1e12},
+         r"the right speed in FLOP/s; the answer is in TFLOP/s"),
     ],
     context=lambda: {"gpu_report": _recorded_gpu_report()},
 )
@@ -144,6 +191,9 @@ def _depthwise_conv_on_the_roofline(ex2_intensity: object, ex2_bound: object, ex
                                     gpu_report: dict[str, Any]) -> str:
     cost = _ex2_cost()
     peak, bandwidth = gpu_report["peaks_flops"]["float16"], gpu_report["bandwidth_Bps"]
+    values = [v.item() if isinstance(v, np.generic) else v for v in (ex2_intensity, ex2_attainable_tflops)]
+    _diagnose_ex2(*values, cost, cost.flops / (cost.bytes + (_ex2_dense_weight_bytes() - _ex2_weight_bytes())),
+                  roofline_bound(cost.intensity, peak, bandwidth) / 1e12, peak / 1e12)
     expect_close("ex2_intensity", ex2_intensity, cost.intensity, rtol=0.02, unit="FLOP/byte")
     expect_equal("ex2_bound", ex2_bound, bound_by(cost.intensity, peak, bandwidth))
     attainable = roofline_bound(cost.intensity, peak, bandwidth) / 1e12
@@ -249,19 +299,24 @@ def _ex4_best() -> tuple[float, float, float]:
         ({"ex4_clip": -1.0}, r"`ex4_clip` must be > 0"),
         ({"ex4_clip": 0.001}, r"`ex4_clip` = 0\.001 gives SQNR"),
         ({"ex4_clip": "0.1"}, r"should be a number, but it is str"),
+        ({"ex4_clip": 0.1547 / 7}, r"looks like the scale c / 7: 0\.15\d+, seven times it"),  # best c: 0.1547
     ],
 )
 def _int4_clipping_range(ex4_clip: object) -> str:
-    if isinstance(ex4_clip, np.generic):
-        ex4_clip = ex4_clip.item()
+    if isinstance(ex4_clip, np.generic) or (isinstance(ex4_clip, torch.Tensor) and ex4_clip.ndim == 0):
+        ex4_clip = ex4_clip.item()  # a numpy scalar or a 0-d tensor holds one number: accept it
     expect_type("ex4_clip", ex4_clip, (int, float), "a number")
     expect_true(np.isfinite(ex4_clip) and ex4_clip > 0, f"`ex4_clip` must be > 0 and finite, got {ex4_clip!r}.")
     best_clip, best_sqnr, minmax_sqnr = _ex4_best()
     w = ex4_weights()
     sqnr = _sqnr_for_clip(w, float(ex4_clip))
     if sqnr < best_sqnr - 0.25:
+        scale_slip = ""
+        if _sqnr_for_clip(w, 7 * float(ex4_clip)) >= best_sqnr - 0.25:
+            scale_slip = (f" Your value looks like the scale c / 7: {7 * ex4_clip:.4g}, seven times it, "
+                          "would be a good clipping value c.")
         raise Wrong(f"`ex4_clip` = {ex4_clip:.4g} gives SQNR {sqnr:.1f} dB; the best clip reaches {best_sqnr:.1f} dB "
-                    f"({best_sqnr - sqnr:.1f} dB more). Min-max would give {minmax_sqnr:.1f} dB.")
+                    f"({best_sqnr - sqnr:.1f} dB more). Min-max would give {minmax_sqnr:.1f} dB.{scale_slip}")
     saturated = int(np.sum(np.abs(w) > ex4_clip))
     return (f"SQNR {sqnr:.1f} dB against {minmax_sqnr:.1f} dB for min-max: {sqnr - minmax_sqnr:.1f} dB gained by "
             f"saturating {saturated} of {w.size} weights. This is why INT4 weights are calibrated (and quantized "
