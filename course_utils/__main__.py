@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         from .tooling.notebooks import main as notebooks_main
 
         return notebooks_main([command, *argv])
-    print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | "
-          "refresh [NAMES] | check [NAMES] | student [NAMES] | wheelhouse | gpu-lane | verification-table", file=sys.stderr)
+    print(f"unknown command {command!r}; use: doctor [--json] | open [--port N] | refresh [NAMES] | "
+          "check [NAMES] | student [NAMES] | wheelhouse | gpu-lane | verification-table", file=sys.stderr)
     return 2
 
 

@@ -197,7 +197,11 @@ def expect_close(name: str, value: Any, want: float, rtol: float = 1e-3, atol: f
         raise Wrong(f"`{name}` is NaN; expected about {want:.4g}{suffix}.")
     off = value - want
     if abs(off) > atol + rtol * abs(want):
-        relative = f", {abs(off) / abs(want):.1%}" if want else ""
+        ratio = abs(value / want) if want else 0.0
+        if want and (ratio >= 10 or 0 < ratio <= 0.1):  # a unit or scale slip reads better as a ratio
+            relative = f", {ratio:.3g}x the expected value"
+        else:
+            relative = f", {abs(off) / abs(want):.1%}" if want else ""
         raise Wrong(f"`{name}` = {value:.6g}{suffix}, expected {want:.6g}{suffix} "
                     f"(off by {off:+.3g}{suffix}{relative}).")
 

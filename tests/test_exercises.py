@@ -110,3 +110,10 @@ def test_every_exercise_a_notebook_checks_is_registered_and_every_registered_one
             used |= {f"{a}.{b}" for a, b in re.findall(r"check_exercise\(\s*[\"'](\d\d)\.(\d+)", source)}
     assert used - set(EXERCISES) == set(), f"checked in a notebook but not registered: {sorted(used - set(EXERCISES))}"
     assert set(EXERCISES) - used == set(), f"registered but no notebook uses it: {sorted(set(EXERCISES) - used)}"
+
+
+def test_a_unit_slip_reads_as_a_ratio() -> None:
+    with pytest.raises(cu.Wrong, match=r"1e\+12x the expected value"):
+        cu.expect_close("tflops", 250e12, 250.0)
+    with pytest.raises(cu.Wrong, match=r"0\.001x the expected value"):
+        cu.expect_close("ms", 0.004, 4.0)

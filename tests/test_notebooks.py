@@ -132,3 +132,14 @@ def test_outputs_read_well_on_the_web(path) -> None:
             assert str(cu.repo_root()) not in text, f"{where}: shows this machine's repository path"
             found = _ABSOLUTE_REPO_PATH.search(text)
             assert not found, f"{where}: absolute path {found.group(0)!r}; print it relative to the repo"
+
+
+def test_clean_notebook_merges_a_print_split_by_a_busy_kernel() -> None:
+    nb = nbformat.v4.new_notebook(metadata={"course": {"requires": []}})
+    cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="w\n")]
+    nb.cells.append(cell)
+    clean_notebook(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "w\n")]

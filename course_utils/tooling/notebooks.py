@@ -86,10 +86,24 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             if SOLUTION_TAG in cell.metadata.get("tags", []):
                 cell.outputs = []  # a worked solution's output is its answer: never committed
+            cell.outputs = _coalesce_streams(cell.get("outputs", []))
             for output in cell.get("outputs", []):
                 if "metadata" in output and not output["metadata"]:
                     output["metadata"] = {}
     return nb
+
+
+def _coalesce_streams(outputs: list) -> list:
+    """Merge consecutive outputs of the same stream (a busy kernel splits one print into several)."""
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] = previous["text"] + output["text"]
+        else:
+            merged.append(output)
+    return merged
 
 
 def is_clean(path: str | Path) -> bool:
