@@ -12,7 +12,8 @@ small pieces around it:
   the output's dtype; NaN stays NaN (`propagate_nan`), as with `torch.clamp`.
 - `interpreted(kernel)`: the same kernel under Triton's interpreter (`TRITON_INTERPRET=1`), which runs
   the kernel's Python body with numpy on CPU tensors: a check of its logic (offsets, mask, grid)
-  on any machine, not of the GPU's arithmetic.
+  on any machine, not of the GPU's arithmetic. Device functions it calls (`tl.sigmoid`, your own
+  `@triton.jit` helpers) are interpreted too.
 - `ptx_entry_params(ptx)`: the parameters of the `.entry` a PTX file defines (what a launcher must pass).
 - `kernel_error(output, x)`: the output against the float64 reference (`cu.clamp_silu` of float64
   values): worst absolute and relative error, NaN and infinity mismatches, and a verdict against the
@@ -111,20 +112,69 @@ def _environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
-def interpreted(kernel: Any) -> Any:
+@contextlib.contextmanager
+def _device_functions_interpreted() -> Iterator[None]:
+    """While a kernel runs in the interpreter, run the `@triton.jit` functions it calls there too.
+
+    Functions decorated while `TRITON_INTERPRET` was unset (all of `triton.language`'s own, such as
+    `tl.sigmoid`, and the learner's helpers) are compiled-mode `JITFunction`s, which refuse to be
+    called outside a compiled kernel; this routes such calls through Triton's interpreter.
+    """
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+        from triton.runtime.jit import JITFunction
+    except ImportError:  # pragma: no cover - a Triton that moved them: device functions stay compiled-only
+        yield
+        return
+    compiled_call = JITFunction.__call__
+    cache: dict[Any, Any] = {}
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.fn not in cache:
+            cache[self.fn] = InterpretedFunction(self.fn)
+        return cache[self.fn](*args, **kwargs)
+
+    JITFunction.__call__ = call
+    try:
+        yield
+    finally:
+        JITFunction.__call__ = compiled_call
+
+
+class InterpretedKernel:
+    """A `@triton.jit` kernel under Triton's interpreter; launch it as `kernel[grid](*args, **constexprs)`."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        with _environment("TRITON_INTERPRET", "1"):  # read by triton.jit as it decorates
+            self._interpreted = triton.jit(function)
+        self.fn = function
+        self.arg_names = list(self._interpreted.arg_names)
+
+    def __getitem__(self, grid: Any) -> Callable[..., Any]:
+        launch = self._interpreted[grid]
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with _device_functions_interpreted():
+                return launch(*args, **kwargs)
+
+        return run
+
+
+def interpreted(kernel: Any) -> InterpretedKernel:
     """The same Triton kernel under Triton's interpreter: launch it on CPU tensors, no GPU needed.
 
     `triton.jit` returns an interpreted function when `TRITON_INTERPRET=1` is set as it decorates;
-    this decorates the kernel's Python function (`kernel.fn`) again with it set. The interpreter runs
-    the body with numpy: it checks offsets, masks and the grid, not the GPU's float arithmetic.
+    this decorates the kernel's Python function (`kernel.fn`) again with it set (and restores the
+    variable). While it runs, the `@triton.jit` device functions it calls (`tl.sigmoid`, your own
+    helpers) run in the interpreter too. The interpreter runs the body with numpy: it checks
+    offsets, masks and the grid, not the GPU's float arithmetic.
     Taught in: 10_plugins.
     """
     _needs_triton()
     function = getattr(kernel, "fn", None)
     if not callable(function):
         raise CourseError(f"interpreted() takes a @triton.jit kernel, got {type(kernel).__name__}.")
-    with _environment("TRITON_INTERPRET", "1"):
-        return triton.jit(function)
+    return InterpretedKernel(function)
 
 
 # --------------------------------------------------------------------------- PTX

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import inspect
 import json
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 import course_utils as cu
 from course_utils import plugins
@@ -255,6 +258,28 @@ def test_interpreted_restores_the_environment_and_rejects_non_kernels(monkeypatc
         interpreted(lambda x: x)
 
 
+@triton.jit
+def _double(v):  # a device function of our own (module level: the interpreter reads the kernel's globals)
+    return v * 2.0
+
+
+@triton.jit
+def _calls_device_functions(x_ptr, n, y_ptr, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(y_ptr + offsets, _double(tl.sigmoid(tl.load(x_ptr + offsets, mask=mask))), mask=mask)
+
+
+def test_interpreted_runs_the_device_functions_a_kernel_calls() -> None:
+    """A kernel may call `tl.sigmoid` or its own `@triton.jit` helper; both run in the interpreter too."""
+    x = torch.linspace(-4, 4, 100)
+    y = torch.full((100,), 7.0)
+    interpreted(_calls_device_functions)[launch_grid(100, 64)](x, 100, y, BLOCK=64)
+    torch.testing.assert_close(y, 2 * torch.sigmoid(x))
+    with pytest.raises(RuntimeError, match="outside of the scope of a kernel"):
+        _double(1.0)  # after the launch, a compiled-mode device function refuses to run outside a kernel again
+
+
 def _cell_sources(path: Path) -> list[str]:
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
@@ -415,12 +440,52 @@ exec(compile(cell, "the notebook's tensorrt.plugin cell", "exec"), {
     "__name__": "notebook"})
 definition = QDP_REGISTRY["custom_domain::customOp2"]
 combination = definition.autotune_func(None, ())[0]
+combinations = [[[str(t) for t in c.types], [str(f) for f in c.layouts], list(c.tactics)]
+                for c in combination._get_combinations()]
+
+# The AOT implementation itself: no GPU here, so Triton compiles for a named one (sm_90).
+from functools import partial
+from triton.backends.compiler import GPUTarget
+from tensorrt.plugin._tensor import SymExprs, SymInt32
+from course_utils.plugins import ptx_entry_params
+triton.compile = partial(triton.compile, target=GPUTarget("cuda", 90, 32))
+aot = []
+for dtype in (trt.float32, trt.float16):
+    for tactic in combination._tactics:
+        x = trtp.from_shape_expr((4, 3, 32, 32), dtype=dtype)
+        name, ptx, launch, extra = definition.aot_impl_func(x, (x.like(),), tactic)
+        # the checks tensorrt.plugin's _TemplateAOTPlugin.get_launch_params makes on what aot_impl returns
+        assert isinstance(name, (str, bytes)) and isinstance(ptx, (str, bytes))
+        assert isinstance(launch, trtp.KernelLaunchParams) and isinstance(extra, SymExprs)
+        assert all(isinstance(arg, SymInt32) for arg in extra)
+        params = ptx_entry_params(ptx, name)
+        aot.append({"dtype": str(dtype), "tactic": tactic, "extra_args": len(extra),
+                    "params": [[p.type, p.pointer] for p in params], "sm_90": ".target sm_90" in ptx})
+# A kernel that needs Triton's global scratch memory must be refused (TensorRT cannot pass that pointer).
+_compile = triton.compile
+
+
+def _needs_scratch(*args, **kwargs):
+    compiled = _compile(*args, **kwargs)
+    compiled.metadata = compiled.metadata._replace(global_scratch_size=64)
+    return compiled
+
+
+triton.compile = _needs_scratch
+try:
+    definition.aot_impl_func(x, (x.like(),), 256)
+    refuses_scratch = False
+except AssertionError:
+    refuses_scratch = True
+triton.compile = _compile
 print(json.dumps({
+    "refuses_scratch": refuses_scratch,
     "creators": [[c.name, c.plugin_version, c.plugin_namespace] for c in trt.get_plugin_registry().all_creators],
     "inputs": definition.input_tensor_names, "attributes": list(definition.input_attrs),
     "outputs": definition.num_outputs, "impl": definition.impl_func.__name__,
     "aot_impl": definition.aot_impl_func.__name__, "autotune": definition.autotune_func.__name__,
     "expects_tactic": definition.expects_tactic, "tactics": list(combination._tactics),
+    "combinations": combinations, "aot": aot,
 }))
 '''
 
@@ -463,6 +528,38 @@ def test_the_notebooks_tensorrt_plugin_definitions_validate(tmp_path: Path) -> N
     assert (found["impl"], found["aot_impl"], found["autotune"]) == ("clamp_silu_jit", "clamp_silu_aot",
                                                                       "clamp_silu_autotune")
     assert found["expects_tactic"] is True and found["tactics"] == list(BLOCK_SIZES)
+    assert found["combinations"] == [[["DataType.FLOAT", "DataType.FLOAT"], ["TensorFormat.LINEAR"] * 2, [256, 1024]],
+                                     [["DataType.HALF", "DataType.HALF"], ["TensorFormat.LINEAR"] * 2, [256, 1024]]]
+    assert len(found["aot"]) == 4  # float32 / float16 x the two tactics
+    assert found["refuses_scratch"], "aot_impl accepted a kernel that needs Triton's global scratch memory"
+    for case in found["aot"]:
+        assert case["sm_90"] and case["extra_args"] == 1  # one int32 scalar: n_elements
+        # ours: input pointer, int32 count, output pointer; then only Triton's scratch pointers
+        assert case["params"][:3] == [[".u64", True], [".u32", False], [".u64", True]]
+        assert all(pointer for _, pointer in case["params"][3:])
+
+
+def _probe_source() -> str:
+    """The program step 6 runs in a fresh process to load and run each plan (a string in its cell)."""
+    (cell,) = [s for s in _cell_sources(NOTEBOOK) if "probe = " in s and "deserialize_cuda_engine" in s]
+    tree = ast.parse(cell.split("\n", 1)[1])  # without the %%requires line
+    (value,) = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and [getattr(t, "id", None) for t in node.targets] == ["probe"]]
+    return value
+
+
+def test_the_fresh_process_probe_uses_only_tensorrt_11_4_names() -> None:
+    """The probe is a string (the name check of test_trt_names reads cells, not strings): check it here."""
+    import test_trt_names
+
+    probe = _probe_source()
+    uses = test_trt_names.scan({"notebook 10, the probe of step 6": probe})
+    names = {use.name for use in uses}
+    assert {"deserialize_cuda_engine", "create_execution_context", "set_input_shape", "get_tensor_shape",
+            "set_tensor_address", "execute_async_v3"} <= names, names
+    assert not test_trt_names.violations(uses)
+    planted = probe.replace("execute_async_v3", "execute_async_v2")  # removed in TensorRT 10
+    assert test_trt_names.violations(test_trt_names.scan({"planted": planted}))
 
 
 def test_the_plugin_id_matches_the_notebooks_onnx_nodes() -> None:
@@ -488,3 +585,30 @@ def test_relative_error_ignores_references_the_dtype_cannot_hold() -> None:
     wrong = out.copy()
     wrong[1] *= 1.01  # a 1 % error on a normal value is still reported
     assert cu.kernel_error(wrong, x, dtype="float16").max_rel_error > 5e-3
+
+
+# --------------------------------------------------------------------------- exercises, as a learner
+@triton.jit
+def _learners_sharp_kernel(x_ptr, n_elements, y_ptr, BETA: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    i = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    inside = i < n_elements
+    v = tl.load(x_ptr + i, mask=inside, other=0.0).to(tl.float32)
+    m = tl.where(v < 0, 0.0, v)  # NaN < 0 is False: NaN stays
+    tl.store(y_ptr + i, (m * tl.sigmoid(BETA * m)).to(y_ptr.dtype.element_ty), mask=inside)
+
+
+def test_exercise_answers_written_differently_from_the_solutions_are_accepted() -> None:
+    from onnx import helper
+
+    from course_utils.exercises import judge_exercise
+
+    n = 8 * 3 * 227 * 227  # numpy ints (np.ceil, np.prod) count as ints
+    grid = {b: np.int64(np.ceil(n / b)) for b in BLOCK_SIZES}
+    assert judge_exercise("10.1", ex1_grid_x=grid, ex1_masked={b: int(grid[b]) * b - n for b in BLOCK_SIZES},
+                          ex1_per_thread={b: b // 128 for b in BLOCK_SIZES}, num_warps=4).right
+    node = helper.make_node("fast_gelu", inputs=["features"], outputs=["activated"], aot=True,
+                            approximate="tanh", plugin_namespace="vision")  # bool aot, no version, no name
+    assert judge_exercise("10.2", ex2_node=node).right
+
+    result = judge_exercise("10.3", ex3_kernel=_learners_sharp_kernel)
+    assert result.right, result.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from onnx import helper
 
 from ..exercises import Wrong, exercise, expect_equal, expect_set, expect_type
@@ -24,7 +25,13 @@ def _expect_block_dict(name: str, value: Any, want: dict[int, int]) -> None:
     expect_type(name, value, dict, "a dict {block size: int}")
     expect_set(f"{name}.keys()", list(value), list(want))
     for block, expected in want.items():
-        expect_equal(f"{name}[{block}]", value[block], expected)
+        got = value[block]
+        if isinstance(got, float | np.floating):  # 1024 / 128 is the float 8.0: counts are ints
+            raise Wrong(f"`{name}[{block}]` is the float {float(got)!r}; a count is an int: use // or "
+                        "math.ceil, which return ints.")
+        if isinstance(got, np.integer):  # np.ceil / np.prod give numpy ints: the same number
+            got = int(got)
+        expect_equal(f"{name}[{block}]", got, expected)
 
 
 @exercise(
@@ -33,7 +40,7 @@ def _expect_block_dict(name: str, value: Any, want: dict[int, int]) -> None:
              "ex1_masked": "dict[int, int]: block size -> lanes the mask switches off",
              "ex1_per_thread": "dict[int, int]: block size -> elements each thread computes"},
     hint="The kernel sees n = 8 * 3 * 227 * 227 elements, whatever the shape. Step 2 gives the grid: "
-         "ceil(n / block) programs (plugins.launch_grid), and the lanes past n are switched off.",
+         "ceil(n / block) programs (cu.launch_grid), and the lanes past n are switched off.",
     hint2="Round up, not down: a partial block still needs a program. Masked lanes = programs * block - n. "
           "Each program has num_warps * 32 threads, which share its block of elements.",
     wrong=[
@@ -45,6 +52,8 @@ def _expect_block_dict(name: str, value: Any, want: dict[int, int]) -> None:
           "ex1_per_thread": {256: 8, 1024: 32}}, r"`ex1_per_thread\[256\]` is 8, expected 2"),
         ({"ex1_grid_x": {256: 4831}, "ex1_masked": {256: 40, 1024: 296}, "ex1_per_thread": {256: 2, 1024: 8}},
          r"missing \[1024\]"),
+        ({"ex1_grid_x": {256: 4831, 1024: 1208}, "ex1_masked": {256: 40, 1024: 296},
+          "ex1_per_thread": {256: 256 / 128, 1024: 1024 / 128}}, r"`ex1_per_thread\[256\]` is the float 2\.0"),
     ],
     context=lambda: {"num_warps": 4},
 )
@@ -82,6 +91,8 @@ def _attribute(node: Any, name: str) -> Any:
         ({"ex2_node": helper.make_node("fast_gelu", ["features"], ["activated"], plugin_namespace="vision",
                                        aot=0, approximate="tanh")}, r"aot is 0: that asks for the JIT"),
         ({"ex2_node": helper.make_node("fast_gelu", ["features"], ["activated"], plugin_namespace="vision",
+                                       aot=2, approximate="tanh")}, r"aot is 2; write aot=1"),
+        ({"ex2_node": helper.make_node("fast_gelu", ["features"], ["activated"], plugin_namespace="vision",
                                        aot=1)}, r"no approximate attribute"),
     ],
 )
@@ -115,8 +126,11 @@ def _node_selecting_an_aot_plugin(ex2_node: Any) -> str:
     if aot.type != AttributeProto.INT:
         raise Wrong(f"aot is an attribute of type {AttributeProto.AttributeType.Name(aot.type)} "
                     f"({helper.get_attribute_value(aot)!r}); the parser reads an INT: aot=1.")
+    if aot.i == 0:
+        raise Wrong("aot is 0: that asks for the JIT implementation; the AOT one is aot=1.")
     if aot.i != 1:
-        raise Wrong(f"aot is {aot.i}: that asks for the JIT implementation; the AOT one is aot=1.")
+        raise Wrong(f"aot is {aot.i}; write aot=1 (or True, which ONNX stores as the int 1) for the AOT "
+                    "implementation.")
     approximate = _attribute(ex2_node, "approximate")
     if approximate is None:
         raise Wrong("the node has no approximate attribute: the plugin's field is read from the attribute "
@@ -133,7 +147,7 @@ EX3_BETAS = (1.0, 2.5)
 EX3_BLOCK = 256
 EX3_N = 1037  # not a multiple of EX3_BLOCK: the last program has 243 lanes switched off
 EX3_ARGUMENTS = ["x_ptr", "n_elements", "y_ptr", "BETA", "BLOCK_SIZE"]
-_SENTINEL = 7.0
+_SENTINEL = -7.0  # what the check fills the output with: g(x) >= 0, so no correct kernel writes it
 
 
 def sharp_reference(beta: float) -> Any:
@@ -174,6 +188,12 @@ def _run_ex3(kernel: Any) -> str:
             if not bool((y[EX3_N:] == _SENTINEL).all()):
                 raise Wrong(f"{label}: the kernel wrote past n_elements ({int((y[EX3_N:] != _SENTINEL).sum())} of "
                             "the masked lanes changed); use the mask in tl.store (and tl.load).")
+            unwritten = int((y[:EX3_N] == _SENTINEL).sum())
+            if unwritten:
+                first = int((y[:EX3_N] == _SENTINEL).nonzero()[0])
+                raise Wrong(f"{label}: {unwritten} of the {EX3_N} outputs were never written (output[{first}] "
+                            f"still holds the {_SENTINEL} the check filled in): each program must cover its "
+                            "BLOCK_SIZE elements, offsets = program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE).")
             check = kernel_error(y[:EX3_N], x[:EX3_N], reference=sharp_reference(beta))
             if check.nan_mismatches:
                 raise Wrong(f"{label}: {check.nan_mismatches} NaN mismatch(es): a NaN input must give NaN "
@@ -212,6 +232,13 @@ if triton is not None:
         tl.store(y_ptr + offsets, (m / (1 + tl.exp(-m))).to(y_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
+    def _ex3_fixed_block(x_ptr, n_elements, y_ptr, BETA: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+        offsets = tl.program_id(0) * 128 + tl.arange(0, 128)  # ignores BLOCK_SIZE: half of each block
+        mask = offsets < n_elements
+        m = tl.maximum(tl.load(x_ptr + offsets, mask=mask).to(tl.float32), 0.0, propagate_nan=tl.PropagateNan.ALL)
+        tl.store(y_ptr + offsets, (m / (1 + tl.exp(-BETA * m))).to(y_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
     def _ex3_outputs_first(x_ptr, y_ptr, n_elements, BETA: tl.constexpr, BLOCK_SIZE: tl.constexpr):
         offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
         mask = offsets < n_elements
@@ -223,6 +250,7 @@ if triton is not None:
         ({"ex3_kernel": _ex3_drops_nan}, r"NaN mismatch"),
         ({"ex3_kernel": _ex3_ignores_beta}, r"with BETA = 2\.5, float32: output\[\d+\]"),
         ({"ex3_kernel": _ex3_outputs_first}, r"arguments are \['x_ptr', 'y_ptr', 'n_elements'"),
+        ({"ex3_kernel": _ex3_fixed_block}, r"float32: \d+ of the 1037 outputs were never written"),
         ({"ex3_kernel": lambda x: x}, r"should be a @triton\.jit kernel"),
     ]
 else:  # pragma: no cover - every course machine has Triton
