@@ -280,6 +280,12 @@ def read_initializer(tensor: onnx.TensorProto, base_dir: PathLike | None = None)
             )
     try:
         return numpy_helper.to_array(tensor, base_dir=str(base_dir or ""))
+    except onnx.checker.ValidationError as error:  # onnx's own checks of the external-data entry
+        raise CourseError(
+            f"Cannot read weight '{tensor.name}' from its external data file: {error} "
+            "The .onnx file's external-data entry (location, offset, length) does not fit the files "
+            "next to it; copy the model's folder as it was written, or re-export the model."
+        ) from None
     except (ValueError, TypeError, KeyError, OSError) as error:
         kind = onnx.TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in (
             onnx.TensorProto.DataType.values()) else str(tensor.data_type)
@@ -357,6 +363,9 @@ def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
         if not byte & 0x80:
             return result, position
         shift += 7
+        if shift >= 70:  # protobuf varints are at most 10 bytes (64 bits)
+            raise CourseError(f"byte {position - 10}: a varint longer than 10 bytes: the data is "
+                              "not protobuf (or is corrupted)")
 
 
 def wire_fields(
@@ -382,6 +391,9 @@ def wire_fields(
         tag, position = _read_varint(raw, position)
         tag_end = position
         number, wire_type = tag >> 3, tag & 7
+        if number == 0:  # protobuf's parser rejects it too ("Wire format was corrupt")
+            raise CourseError(f"byte {start}: field number 0 is illegal in protobuf, so these bytes "
+                              "are not an ONNX protobuf (or are corrupted)")
         value: int | None = None
         if wire_type == 0:
             value, end = _read_varint(raw, position)

@@ -312,6 +312,22 @@ def test_wire_fields_truncated() -> None:
         wire_fields(data[:20])
 
 
+@pytest.mark.parametrize("data, message", [
+    (bytes(500), "field number 0 is illegal"),            # zeros: protobuf rejects them too
+    (b"\x08" + b"\xff" * 11 + b"\x01", "longer than 10 bytes"),  # a runaway varint
+    (b"\x0b\x00", "wire type 3 is not used"),              # a (deprecated) group start
+])
+def test_wire_fields_rejects_what_protobuf_rejects(data: bytes, message: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - protobuf raises its own DecodeError
+        onnx.ModelProto().ParseFromString(data)  # the real parser refuses these bytes ...
+    with pytest.raises(cu.CourseError, match=message):  # ... and so does the decoder that mimics it
+        wire_fields(data)
+
+
+def test_wire_fields_of_empty_bytes_is_an_empty_message() -> None:
+    assert wire_fields(b"") == [] and onnx.ModelProto.FromString(b"") == onnx.ModelProto()
+
+
 def test_iter_graphs_finds_subgraphs() -> None:
     branch = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["z"])], "branch", [],
@@ -319,3 +335,15 @@ def test_iter_graphs_finds_subgraphs() -> None:
     node = helper.make_node("If", ["c"], ["z"], then_branch=branch, else_branch=branch)
     graph = helper.make_graph([node], "main", [], [])
     assert [g.name for g in iter_graphs(graph)] == ["main", "branch", "branch"]
+
+
+def test_read_initializer_refuses_an_external_location_outside_the_model_folder(tmp_path) -> None:
+    """onnx's own ValidationError (a location that climbs out of the folder) becomes a CourseError."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "secret.data").write_bytes(b"\0" * 8)
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [2], [1.0, 2.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../secret.data")
+    with pytest.raises(cu.CourseError, match="Cannot read weight 'w' from its external data file: .*outside"):
+        cu.read_initializer(tensor, base_dir=tmp_path / "model")

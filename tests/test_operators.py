@@ -639,3 +639,20 @@ def test_side_by_side_bad_input(models, message) -> None:
         cu.side_by_side(models)
     with pytest.raises(cu.CourseError, match="Expected an onnx.ModelProto"):
         cu.side_by_side({"a": 1, "b": 2})
+
+
+# --------------------------------------------------------------------------- exercise 05.1's judge
+@pytest.mark.parametrize("shape", [[8], [2, 3], ["batch", 4], [1, 2, 2, 2]])
+def test_exercise_acosh_judge_accepts_any_input_shape_the_learner_chose(shape) -> None:
+    """A right answer is right whatever example input the learner exported with."""
+    from course_utils.exercises import RIGHT, WRONG, judge_exercise
+
+    node = helper.make_node("Acosh", ["x"], ["y"])
+    graph = helper.make_graph([node], "acosh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    assert judge_exercise("05.1", ex1_path=model).status == RIGHT
+    wrong = helper.make_model(helper.make_graph(
+        [helper.make_node("Acos", ["x"], ["y"])], "acos", list(graph.input), list(graph.output)),
+        opset_imports=[helper.make_opsetid("", 9)])
+    assert judge_exercise("05.1", ex1_path=wrong).status == WRONG

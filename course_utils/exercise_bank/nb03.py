@@ -140,6 +140,21 @@ def _node_counts(model: Any) -> tuple[dict[str, int], Any, Any]:
     return counts, dynamic, static
 
 
+def _static_export_counts(model: Any) -> dict[str, int]:
+    """A planted wrong answer: the counts a learner gets when the export's batch is not dynamic."""
+    import onnx
+    import onnxsim
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = _legacy_export(model.eval(), torch.rand(*TOKENS_INPUT_SHAPE), Path(folder) / "tokens.onnx",
+                              dynamic=False, opset=17)
+        exported = onnx.load(str(path))
+    simplified, _ = onnxsim.simplify(exported)
+    return {"exported": len(exported.graph.node), "simplified": len(simplified.graph.node),
+            "simplified static": len(simplified.graph.node)}
+
+
 def _saved_simplified(name: str, static: bool) -> Path:
     import onnx
 
@@ -163,6 +178,8 @@ def _saved_simplified(name: str, static: bool) -> Path:
          r"`ex2_nodes` has keys \['exported', 'simplified'\]"),
         ({"ex2_nodes": {"exported": 1, "simplified": 1, "simplified static": 1},
           "ex2_static_path": Path("x.onnx")}, r"`ex2_nodes\['exported'\]` is 1, expected \d+"),
+        (_Planted(ex2_nodes=lambda: _static_export_counts(_patch_tokens()), ex2_static_path=lambda: Path("x.onnx")),
+         r"same node count .* Was your export's batch dynamic\?"),
         (_Planted(ex2_nodes=lambda: _node_counts(_patch_tokens())[0],
                   ex2_static_path=lambda: _saved_simplified("tokens_dynamic.onnx", static=False)),
          r"input 'input0' .* has dims \['batch', 16, 4, 4\]; the static model must have \[1, 16, 4, 4\]"),
@@ -176,6 +193,13 @@ def _onnxsim_with_a_fixed_input_shape(ex2_nodes: object, ex2_static_path: object
     counts, _, _ = _node_counts(model)
     if sorted(ex2_nodes) != sorted(counts):  # type: ignore[arg-type]
         raise Wrong(f"`ex2_nodes` has keys {sorted(ex2_nodes)}; it needs exactly {sorted(counts)}.")  # type: ignore[arg-type]
+    expect_equal("ex2_nodes['exported']", ex2_nodes["exported"], counts["exported"])  # type: ignore[index]
+    simplified, static = ex2_nodes.get("simplified"), ex2_nodes.get("simplified static")  # type: ignore[union-attr]
+    if simplified == static and counts["simplified"] != counts["simplified static"]:
+        raise Wrong(f"your two simplified models have the same node count ({simplified!r}), but with a dynamic "
+                    "batch onnxsim must keep part of the shape computation, and only the fixed input shape lets it "
+                    "fold everything. Was your export's batch dynamic? Export with dynamic_axes={'input0': {0: "
+                    "'batch'}, 'output0': {0: 'batch'}}, then simplify that export twice.")
     for key, want in counts.items():
         expect_equal(f"ex2_nodes[{key!r}]", ex2_nodes[key], want)  # type: ignore[index]
     onnx_model = _onnx_file("ex2_static_path", ex2_static_path)
