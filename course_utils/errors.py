@@ -45,12 +45,13 @@ class CaughtError:
 
 @contextmanager
 def expect_error(
-    *types: type[BaseException], match: str | None = None, show_lines: int = 6
+    *types: type[BaseException], match: str | None = None, show_lines: int = 6, max_chars: int = 400
 ) -> Iterator[CaughtError]:
     """Run a block that is *meant* to fail, print the error as the lesson, and keep going.
 
     Fails loudly (AssertionError) if nothing is raised or the message does not match
     `match` (a regex): then the lesson's premise has changed and the notebook must say so.
+    At most `show_lines` lines are shown, each cut at `max_chars` characters.
     Notebooks use it instead of leaving an error output in a cell.
     Taught in: 05_unsupported_operators (and every notebook that shows a real error).
     """
@@ -69,6 +70,7 @@ def expect_error(
         # No ANSI colour codes or memory addresses in a lesson's output either.
         text = re.sub(r" at 0x[0-9a-fA-F]+", "", re.sub(r"\x1b\[[0-9;]*m", "", str(error)))
         lines = text.replace(root, "").strip().splitlines() or [""]
+        lines = [line if len(line) <= max_chars else line[:max_chars].rstrip() + " ..." for line in lines]
         shown = "\n    ".join(lines[:show_lines]) + ("\n    ..." if len(lines) > show_lines else "")
         print(f"Expected error -> {type(error).__name__}: {shown}")
         return
