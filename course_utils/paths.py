@@ -17,7 +17,7 @@ from .errors import CourseError
 
 __all__ = [
     "repo_root", "notebooks_dir", "ensure_writable_dir", "models_dir", "model_path", "build_dir",
-    "MODELS_DIR_ENV", "list_notebooks",
+    "MODELS_DIR_ENV", "list_notebooks", "shown_path",
 ]
 
 #: Environment variable that moves every generated model somewhere else (e.g. a scratch disk).
@@ -100,3 +100,17 @@ def build_dir(*parts: str) -> Path:
     Taught in: 00_environment_check.
     """
     return ensure_writable_dir(repo_root().joinpath("build", *parts))
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """How a notebook prints a path: relative to the repository (what you would type), or
+    `$COURSE_MODELS_DIR/...` when the models folder was moved outside it; never this machine's
+    absolute path. Taught in: 00_environment_check (used wherever a notebook prints a file).
+    """
+    target = Path(path).resolve()
+    moved = os.environ.get(MODELS_DIR_ENV)
+    if moved and target.is_relative_to(Path(moved).expanduser().resolve()):
+        return f"${MODELS_DIR_ENV}/{target.relative_to(Path(moved).expanduser().resolve())}"
+    if target.is_relative_to(repo_root()):
+        return str(target.relative_to(repo_root()))
+    return Path(path).name

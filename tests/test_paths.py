@@ -66,3 +66,10 @@ def test_read_only_models_folder_gives_a_clear_message(tmp_path, monkeypatch) ->
 def test_build_dir_is_git_ignored() -> None:
     folder = cu.build_dir("tests")
     assert folder.is_dir() and Path(cu.repo_root(), ".gitignore").read_text().count("build/")
+
+
+def test_shown_path_is_what_a_learner_would_type(tmp_path, monkeypatch) -> None:
+    assert cu.shown_path(cu.repo_root() / "models" / "a.onnx") == "models/a.onnx"
+    monkeypatch.setenv(cu.MODELS_DIR_ENV, str(tmp_path / "scratch"))
+    assert cu.shown_path(tmp_path / "scratch" / "lesson" / "b.onnx") == "$COURSE_MODELS_DIR/lesson/b.onnx"
+    assert cu.shown_path(tmp_path / "elsewhere" / "c.onnx") == "c.onnx"  # never an absolute path
