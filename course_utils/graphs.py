@@ -8,13 +8,18 @@ cell to cell:
 - `find_layernorms(model)`: every LayerNorm an exporter decomposed into
   ReduceMean -> Sub -> Pow -> ReduceMean -> Add -> Sqrt -> Div (-> Mul -> Add), found by the shape
   of the graph, not by tensor names (names differ from one export to the next). Tolerates what
-  exporters vary: `Mul(d, d)` for the square, `Reciprocal` + `Mul` for the division, operands in
-  either order, axes as an attribute (opset < 18) or as an input (opset >= 18), weights stored as
-  initializers, `Constant` nodes or `Identity` copies.
-- `find_attention_blocks(model)`: every self-attention block: a Softmax fed by a MatMul of two
-  computed tensors (Q x K^T), followed by a MatMul with V, with the Q/K/V projections (MatMul or
-  Gemm with a constant weight, all reading one tensor) and the output projection. The block runs
-  from that one tensor to the output projection's result, as the seed cuts it out of Swin.
+  exporters vary: `Mul(d, d)` for the square, `Reciprocal` + `Mul` or `Div(1, .)` + `Mul` for the
+  division, a variance with its own mean (as `torch.var` exports), operands in either order, axes
+  as an attribute (opset < 18) or as an input (opset >= 18), weights stored as initializers,
+  `Constant` nodes or `Identity` copies. Not matched: an RMSNorm (no mean subtracted), and a
+  variance computed without keeping its dims (a Reshape before the epsilon, as the dynamo exporter
+  writes a hand-written `torch.var`).
+- `find_attention_blocks(model)`: every self-attention block: a Softmax fed by a MatMul (or an
+  Einsum) of two computed tensors (Q x K^T), followed by a product with V, with the Q/K/V
+  projections (MatMul or Gemm with a constant weight, all reading one tensor; through reshapes,
+  scaling and a normalization of Q and K as in cosine attention) and the output projection. The
+  block runs from that one tensor to the output projection's result, as the seed cuts it out of
+  Swin. When none is found, the error says for each Softmax which part is missing.
 - `extract_subgraph(model, inputs, outputs)`: a standalone model between named tensors, with
   shapes and types (ONNX shape inference, else one onnxruntime run, as polygraphy's `auto` does).
   The cut itself is polygraphy's `extract_subgraph` (gs underneath).
@@ -67,6 +72,8 @@ _LAYOUT_OPS = {"Reshape", "Transpose", "Gather", "Split", "Slice", "Squeeze", "U
 _AFFINE_OPS = {"Mul", "Div", "Add", "Sub"}
 # Ops between Q x K^T and the Softmax: scale, relative-position bias, masks, window reshapes.
 _SCORE_OPS = _LAYOUT_OPS | _AFFINE_OPS | {"Where"}
+# The products of two computed tensors in attention: Q x K^T and P x V (MatMul, or an Einsum).
+_PRODUCT_OPS = {"MatMul", "Einsum"}
 # Between the Softmax and the MatMul with V: casts, dropout, and the Flatten/Reshape pair that
 # onnx.version_converter puts around a Softmax when it raises an opset-12 model past 13.
 _PASS_THROUGH = {"Cast", "Identity", "Dropout", "Flatten", "Reshape"}
@@ -315,6 +322,95 @@ def _trailing_axis(axes: tuple[int, ...] | None, tensor: gs.Tensor) -> int | Non
     return -len(axes)
 
 
+def _producer(tensor: gs.Tensor | None, op: str | set[str]) -> gs.Node | None:
+    """The node that computes `tensor` if its op is `op` (one op or a set), else None."""
+    if tensor is None or isinstance(tensor, gs.Constant) or len(tensor.inputs) != 1:
+        return None
+    node = tensor.inputs[0]
+    return node if node.op in ({op} if isinstance(op, str) else op) else None
+
+
+def _read_only_by(tensor: gs.Tensor, node: gs.Node) -> bool:
+    """True when `node` is the one reader of `tensor` (Shape nodes aside)."""
+    readers = _consumers(tensor)
+    return len(readers) == 1 and readers[0] is node
+
+
+def _divided_by(normalizer: gs.Node, centered: gs.Tensor) -> tuple[gs.Tensor, list[gs.Node]] | None:
+    """For `normalizer` = Div(d, std), Mul(d, Reciprocal(std)) or Mul(d, Div(1, std)): (std, the
+    nodes between std and the normalizer). None for anything else."""
+    if normalizer.op == "Div" and len(normalizer.inputs) == 2 and normalizer.inputs[0] is centered \
+            and normalizer.inputs[1] is not centered:
+        std = normalizer.inputs[1]
+        return (std, []) if _read_only_by(std, normalizer) else None
+    if normalizer.op != "Mul":
+        return None
+    inverse = _other_input(normalizer, centered)
+    if inverse is None or not _read_only_by(inverse, normalizer):
+        return None
+    node = _producer(inverse, {"Reciprocal", "Div"})
+    if node is None:
+        return None
+    if node.op == "Div":  # 1 / std, as the legacy exporter writes torch.rsqrt's reciprocal
+        one = _static_value(node.inputs[0]) if len(node.inputs) == 2 else None
+        if one is None or one.size != 1 or float(np.ravel(one)[0]) != 1.0:
+            return None
+        std = node.inputs[1]
+    else:
+        std = node.inputs[0]
+    return (std, [node]) if _read_only_by(std, node) else None
+
+
+def _mean_over(node: gs.Node | None, x: gs.Tensor, axis: int) -> bool:
+    """True when `node` is ReduceMean(x) over the trailing axes that `axis` names, keeping dims."""
+    return (node is not None and node.op == "ReduceMean" and bool(node.inputs) and node.inputs[0] is x
+            and int(node.attrs.get("keepdims", 1)) == 1 and _trailing_axis(_reduce_axes(node), x) == axis)
+
+
+def _variance_of(std: gs.Tensor, x: gs.Tensor, axis: int,
+                 centered: gs.Tensor) -> tuple[list[gs.Node], gs.Tensor, float] | None:
+    """Walk up from std = Sqrt(ReduceMean(d^2) + eps): (its nodes in graph order, d, eps). d is
+    either `centered` itself or, as torch.var writes it, its own Sub(x, ReduceMean(x))."""
+    sqrt = _producer(std, "Sqrt")
+    if sqrt is None or not sqrt.inputs:
+        return None
+    add_eps = _producer(sqrt.inputs[0], "Add")
+    if add_eps is None or not _read_only_by(sqrt.inputs[0], sqrt) or len(add_eps.inputs) != 2:
+        return None
+    first, second = add_eps.inputs
+    var, eps = (first, second) if _static_value(first) is None else (second, first)
+    eps_value = _static_value(eps)
+    if eps_value is None or eps_value.size != 1 or _static_value(var) is not None:
+        return None
+    mean_of_square = _producer(var, "ReduceMean")
+    if mean_of_square is None or not _read_only_by(var, add_eps) or not mean_of_square.inputs:
+        return None
+    squared = mean_of_square.inputs[0]
+    square = _producer(squared, {"Pow", "Mul"})
+    if square is None or not _read_only_by(squared, mean_of_square) or len(square.inputs) != 2:
+        return None
+    d = square.inputs[0]
+    if square.op == "Pow":
+        exponent = _static_value(square.inputs[1])
+        if exponent is None or exponent.size != 1 or float(np.ravel(exponent)[0]) != 2.0:
+            return None
+    elif square.inputs[1] is not d:
+        return None
+    # the mean of the square runs over the axes of the LayerNorm (d has the shape of x)
+    if int(mean_of_square.attrs.get("keepdims", 1)) != 1 or _trailing_axis(_reduce_axes(mean_of_square), x) != axis:
+        return None
+    chain = [square, mean_of_square, add_eps, sqrt]
+    if d is not centered:  # var = mean((x - mean(x))^2) with a mean and a Sub of its own
+        own_sub = _producer(d, "Sub")
+        if own_sub is None or not _read_only_by(d, square) or len(own_sub.inputs) != 2 or own_sub.inputs[0] is not x:
+            return None
+        own_mean = own_sub.inputs[1]
+        if not _mean_over(_producer(own_mean, "ReduceMean"), x, axis) or not _read_only_by(own_mean, own_sub):
+            return None
+        chain = [own_mean.inputs[0], own_sub] + chain
+    return chain, d, float(np.ravel(eps_value)[0])
+
+
 def _match_layernorm(first: gs.Node, outputs: set[int]) -> LayerNormMatch | None:
     if first.op != "ReduceMean" or not first.inputs or int(first.attrs.get("keepdims", 1)) != 1:
         return None
@@ -329,43 +425,23 @@ def _match_layernorm(first: gs.Node, outputs: set[int]) -> LayerNormMatch | None
         return None
     centered = sub.outputs[0]
     readers = _consumers(centered)
-    if len(readers) != 2:
-        return None
-    square = next((n for n in readers if n.op == "Pow" and n.inputs[0] is centered), None)
-    if square is not None:
-        exponent = _static_value(square.inputs[1]) if len(square.inputs) == 2 else None
-        if exponent is None or exponent.size != 1 or float(np.ravel(exponent)[0]) != 2.0:
-            return None
-    else:
-        square = next((n for n in readers if n.op == "Mul" and len(n.inputs) == 2
-                       and n.inputs[0] is centered and n.inputs[1] is centered), None)
-        if square is None:
-            return None
-    normalizer = next(n for n in readers if n is not square)
-    second = _only_consumer(square.outputs[0], "ReduceMean")
-    if second is None or int(second.attrs.get("keepdims", 1)) != 1 or \
-            _trailing_axis(_reduce_axes(second), x) != axis:  # sq has the shape of x
-        return None
-    add_eps = _only_consumer(second.outputs[0], "Add")
-    if add_eps is None:
-        return None
-    eps = _static_value(_other_input(add_eps, second.outputs[0]))
-    if eps is None or eps.size != 1:
-        return None
-    sqrt = _only_consumer(add_eps.outputs[0], "Sqrt")
-    if sqrt is None:
-        return None
-    nodes = [first, sub, square, second, add_eps, sqrt]
-    if normalizer.op == "Div":
-        if list(normalizer.inputs) != [centered, sqrt.outputs[0]] or _only_consumer(sqrt.outputs[0]) is not normalizer:
-            return None
-    elif normalizer.op == "Mul":
-        reciprocal = _only_consumer(sqrt.outputs[0], "Reciprocal")
-        if reciprocal is None or _other_input(normalizer, centered) is not reciprocal.outputs[0]:
-            return None
-        nodes.append(reciprocal)
+    for normalizer in readers:
+        divided = _divided_by(normalizer, centered)
+        if divided is None:
+            continue
+        std, between = divided
+        variance = _variance_of(std, x, axis, centered)
+        if variance is None:
+            continue
+        chain, d, epsilon = variance
+        # every reader of the centered tensor belongs to the pattern: the division, and the square
+        # when the variance is computed from it (inner tensors read elsewhere could not be replaced)
+        expected = {id(normalizer)} | ({id(chain[0])} if d is centered else set())
+        if {id(n) for n in readers} == expected and len(readers) == len(expected):
+            break
     else:
         return None
+    nodes = [first, sub] + chain + between
     nodes.append(normalizer)
     out = normalizer.outputs[0]
     scale_tensor = bias_tensor = scale = bias = None
@@ -388,8 +464,7 @@ def _match_layernorm(first: gs.Node, outputs: set[int]) -> LayerNormMatch | None
     inner = [t for node in nodes for t in node.outputs if t is not out]
     if any(id(t) in outputs for t in inner):
         return None  # an inner tensor is a model output: it cannot be replaced
-    return LayerNormMatch(tuple(nodes), x, out, axis, float(np.ravel(eps)[0]),
-                          scale_tensor, bias_tensor, scale, bias)
+    return LayerNormMatch(tuple(nodes), x, out, axis, epsilon, scale_tensor, bias_tensor, scale, bias)
 
 
 def find_layernorms(model: ModelLike, *, required: bool = True) -> list[LayerNormMatch]:
@@ -397,7 +472,8 @@ def find_layernorms(model: ModelLike, *, required: bool = True) -> list[LayerNor
 
     The pattern: `mean = ReduceMean(x)` over trailing axes; `d = Sub(x, mean)`; `Pow(d, 2)` (or
     `Mul(d, d)`); `ReduceMean` over the same axes; `Add(var, eps)`; `Sqrt`; `Div(d, std)` (or
-    `Mul(d, Reciprocal(std))`); optionally `Mul` by a constant scale and `Add` of a constant shift.
+    `Mul(d, Reciprocal(std))`, `Mul(d, Div(1, std))`); optionally `Mul` by a constant scale and
+    `Add` of a constant shift. The variance may square its own `Sub(x, ReduceMean(x))`.
     Inner tensors must have no reader outside the pattern. Pass a gs.Graph to get matches you can
     edit in that graph; a ModelProto or a path is imported first. With `required=True` (default) a
     model without one raises CourseError (saying when the model already has LayerNormalization
@@ -479,8 +555,8 @@ def _walk_back_to_scores(tensor: gs.Tensor, dynamic: set[int], depth: int = 0) -
     if depth > 10 or id(tensor) not in dynamic or len(tensor.inputs) != 1:
         return None
     node = tensor.inputs[0]
-    if node.op == "MatMul":
-        return node if all(id(t) in dynamic for t in node.inputs[:2]) else None
+    if node.op in _PRODUCT_OPS:
+        return node if len(node.inputs) == 2 and all(id(t) in dynamic for t in node.inputs) else None
     if node.op not in _SCORE_OPS:
         return None
     candidates = node.inputs[:1] if node.op in _LAYOUT_OPS else (
@@ -510,12 +586,27 @@ def _walk_back_to_projection(tensor: gs.Tensor, dynamic: set[int]) -> gs.Node | 
             tensor = node.inputs[0]
         elif node.op in _AFFINE_OPS and len(node.inputs) == 2:
             moving = [t for t in node.inputs if id(t) in dynamic]
+            if len(moving) == 2:  # x / f(x), e.g. F.normalize (cosine attention): follow x
+                first, second = moving
+                moving = [first] if _computed_from(second, first) else [second] if _computed_from(first, second) else []
             if len(moving) != 1:
                 return None
             tensor = moving[0]
         else:
             return None
     return None
+
+
+def _computed_from(tensor: gs.Tensor, source: gs.Tensor, depth: int = 8) -> bool:
+    """True when `tensor` is computed from `source` within `depth` nodes (following every input)."""
+    frontier = [tensor]
+    for _ in range(depth):
+        frontier = [t for node_tensor in frontier for node in node_tensor.inputs for t in node.inputs]
+        if any(t is source for t in frontier):
+            return True
+        if not frontier or len(frontier) > 64:
+            return False
+    return False
 
 
 def _walk_forward(tensor: gs.Tensor, ops: set[str]) -> gs.Tensor:
@@ -583,31 +674,36 @@ def _block_nodes(start: gs.Tensor, end: gs.Tensor, dynamic: set[int]) -> tuple[l
     return list(nodes.values()), list(outside.values())
 
 
-def _match_attention(softmax: gs.Node, dynamic: set[int], graph: gs.Graph) -> AttentionMatch | None:
+def _match_attention(softmax: gs.Node, dynamic: set[int], graph: gs.Graph) -> AttentionMatch | str:
+    """The attention block around `softmax`, or a short reason why it is not one."""
     if not softmax.inputs or id(softmax.inputs[0]) not in dynamic:
-        return None
+        return "its input does not depend on the model's inputs"
     scores = softmax.inputs[0]
     axis = int(softmax.attrs.get("axis", -1))
     rank = len(scores.shape) if scores.shape is not None else None
     if axis != -1 and rank is not None and axis != rank - 1:
-        return None  # a Softmax over another axis (unknown rank: the MatMuls around it decide)
+        return f"it normalizes axis {axis}, not the last one"  # unknown rank: the products around it decide
     qk = _walk_back_to_scores(scores, dynamic)
     if qk is None:
-        return None
+        return "no MatMul of two computed tensors (Q x K^T) before it"
     probabilities = _walk_forward(softmax.outputs[0], _PASS_THROUGH)
-    av = _only_consumer(probabilities, "MatMul")
-    if av is None or av.inputs[0] is not probabilities or id(av.inputs[1]) not in dynamic:
-        return None
-    projections = [_walk_back_to_projection(t, dynamic) for t in (qk.inputs[0], qk.inputs[1], av.inputs[1])]
+    av = _only_consumer(probabilities, _PRODUCT_OPS)
+    if av is None or len(av.inputs) != 2 or (av.op == "MatMul" and av.inputs[0] is not probabilities):
+        return "its output does not feed one MatMul with V"
+    v = _other_input(av, probabilities)
+    if v is None or id(v) not in dynamic:
+        return "its output does not feed one MatMul with V"
+    projections = [_walk_back_to_projection(t, dynamic) for t in (qk.inputs[0], qk.inputs[1], v)]
     if any(p is None for p in projections):
-        return None
+        missing = [name for name, p in zip("QKV", projections, strict=True) if p is None]
+        return f"{'/'.join(missing)} does not come from a MatMul/Gemm projection with a constant weight"
     sources = {id(p.inputs[0]) for p in projections}
     if len(sources) != 1:
-        return None  # Q, K and V come from different tensors: cross-attention, not self-attention
+        return "Q, K and V are projected from different tensors (cross-attention, not self-attention)"
     block_input = projections[0].inputs[0]
     found = _out_projection(av.outputs[0], dynamic)
     if found is None:
-        return None
+        return "no output projection (MatMul/Gemm with a constant weight) after the product with V"
     out_projection, block_output = found
     nodes, outside = _block_nodes(block_input, block_output, dynamic)
     unique_projections = list({id(p): p for p in projections}.values())
@@ -619,28 +715,33 @@ def find_attention_blocks(model: ModelLike, *, required: bool = True) -> list[At
     """Every self-attention block in a model, in graph order, found by pattern.
 
     A block is anchored on a Softmax over the last axis whose input comes (through scaling,
-    bias / mask additions and reshapes) from a MatMul of two computed tensors (Q x K^T) and whose
-    output feeds a MatMul with V. Q, K and V are traced back (through head reshapes, Gather/Split
-    and scaling) to MatMul/Gemm projections with constant weights that must all read one tensor,
-    the block's input; the block ends after the output projection (and its bias Add). A Softmax
-    classifier or a cross-attention has no such structure and is not reported. With
-    `required=True` (default) a model without a block raises CourseError; `required=False`
-    returns [].
+    bias / mask additions and reshapes) from a MatMul or Einsum of two computed tensors (Q x K^T)
+    and whose output feeds a MatMul or Einsum with V. Q, K and V are traced back (through head
+    reshapes, Gather/Split, scaling, and `x / f(x)` normalizations) to MatMul/Gemm projections with
+    constant weights that must all read one tensor, the block's input; the block ends after the
+    output projection (and its bias Add). A Softmax classifier or a cross-attention has no such
+    structure and is not reported. With `required=True` (default) a model without a block raises
+    CourseError that says, per kind of Softmax, which part is missing; `required=False` returns [].
     Taught in: 07_graphsurgeon_surgery.
     """
     graph = _as_graph(model)
     dynamic = _dynamic_ids(graph)
-    found = []
+    found, reasons = [], {}
     for node in graph.nodes:
         if node.op == "Softmax":
             match = _match_attention(node, dynamic, graph)
-            if match is not None:
+            if isinstance(match, AttentionMatch):
                 found.append(match)
+            else:
+                reasons.setdefault(match, []).append(node.name or "Softmax")
     if not found and required:
-        ops = Counter(node.op for node in graph.nodes)
-        why = ("it has no Softmax" if not ops.get("Softmax") else
-               f"none of its {ops['Softmax']} Softmax node(s) sits between a MatMul of two computed tensors "
-               "(Q x K^T) and a MatMul with V, with projections that read one tensor")
+        if not reasons:
+            why = "it has no Softmax"
+        else:
+            count = sum(len(names) for names in reasons.values())
+            listed = "; ".join(f"{len(names)} x {reason} (e.g. {names[0]!r})" for reason, names in reasons.items())
+            why = (f"none of its {count} Softmax node(s) is the middle of one (Q x K^T -> Softmax -> x V, with "
+                   f"Q, K, V projected from one tensor and an output projection): {listed}")
         raise CourseError(f"No self-attention block in this model: {why}. Pass required=False to get an "
                           "empty list instead.")
     return found
@@ -888,6 +989,9 @@ def compare_subgraph(
     NaN anywhere fails. A list of subgraphs is checked with one run of the full model and gives a
     list of comparisons. Taught in: 07_graphsurgeon_surgery.
     """
+    for label, value in (("rtol", rtol), ("atol", atol)):
+        if not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
+            raise CourseError(f"{label} must be a finite number >= 0, got {value!r}.")
     full = _as_model(full_model)
     many = isinstance(subgraph, list | tuple)
     subs = [_as_model(s) for s in (subgraph if many else [subgraph])]
@@ -945,8 +1049,14 @@ def _resolve(graph: gs.Graph, items: Any, what: str, tensors: dict[str, gs.Tenso
     resolved = []
     for item in items:
         if isinstance(item, gs.Tensor):
-            if tensors.get(item.name) is not item:
-                raise CourseError(f"Tensor {item.name!r} ({what}) is not part of this graph.")
+            known = tensors.get(item.name)
+            if known is not item:
+                # A new Constant (e.g. the ones and zeros of LayerNormMatch.replacement_inputs) joins the
+                # graph with the new node; a Variable must already be computed in this graph.
+                if not isinstance(item, gs.Constant) or known is not None or what != "inputs":
+                    where = "another tensor of this graph has that name" if known is not None else \
+                        "it is not part of this graph"
+                    raise CourseError(f"Tensor {item.name!r} ({what}): {where}.")
             resolved.append(item)
         elif isinstance(item, str):
             resolved.append(tensors[_check_names([item], set(tensors), what)[0]])
@@ -974,9 +1084,14 @@ def replace_with_node(
                           f"{type(graph).__name__}.")
     if not isinstance(op, str) or not op:
         raise CourseError(f"op must be the new node's op type, a non-empty string, got {op!r}.")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise CourseError(f"attrs must be a dict of attribute names to values, got {type(attrs).__name__}.")
     tensors = graph.tensors()
     new_inputs = _resolve(graph, inputs, "inputs", tensors)
     new_outputs = _resolve(graph, outputs, "outputs", tensors)
+    if len({id(t) for t in new_outputs}) != len(new_outputs):
+        raise CourseError(f"The outputs name a tensor twice: {[t.name for t in new_outputs]}; a node produces "
+                          "each tensor once.")
     for tensor in new_outputs:
         if isinstance(tensor, gs.Constant) or not tensor.inputs:
             raise CourseError(f"{tensor.name!r} is not computed by a node (a graph input or a constant); "

@@ -151,8 +151,11 @@ def exports(tmp_path_factory):
 
 def _ln_graph(square: str = "pow", division: str = "div", affine: str = "both", opset: int = 17,
               axes: tuple[int, ...] = (-1,), eps: float = 1e-5, gamma_first: bool = False,
-              exponent: float = 2.0, sub_reversed: bool = False) -> onnx.ModelProto:
-    """A hand-built decomposed LayerNorm over x of shape (2, 3, 4) in one of its variants."""
+              exponent: float = 2.0, sub_reversed: bool = False, variance_of: str = "d") -> onnx.ModelProto:
+    """A hand-built decomposed LayerNorm over x of shape (2, 3, 4) in one of its variants.
+
+    `variance_of`: "d" squares x - mean; "own" squares x - ReduceMean(x) computed a second time
+    (as torch.var exports); "z" squares z - ReduceMean(x) for a second input z (a lookalike)."""
     shape = [2, 3, 4]
     normalized = [shape[a] for a in axes]
     nodes, inits = [], []
@@ -167,17 +170,31 @@ def _ln_graph(square: str = "pow", division: str = "div", affine: str = "both", 
         inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
     reduce("mean", "x", "mean")
     nodes.append(helper.make_node("Sub", ["mean", "x"] if sub_reversed else ["x", "mean"], ["d"], name="sub"))
+    squared = "d"
+    if variance_of != "d":
+        reduce("own_mean", "x", "own_mean")
+        source = "x" if variance_of == "own" else "z"
+        nodes.append(helper.make_node("Sub", [source, "own_mean"], ["d2"], name="own_sub"))
+        squared = "d2"
     if square == "pow":
         inits.append(numpy_helper.from_array(np.array(exponent, np.float32), "two"))
-        nodes.append(helper.make_node("Pow", ["d", "two"], ["sq"], name="pow"))
+        nodes.append(helper.make_node("Pow", [squared, "two"], ["sq"], name="pow"))
     else:
-        nodes.append(helper.make_node("Mul", ["d", "d"], ["sq"], name="square"))
+        nodes.append(helper.make_node("Mul", [squared, squared], ["sq"], name="square"))
     reduce("var", "sq", "var")
     inits.append(numpy_helper.from_array(np.array(eps, np.float32), "eps"))
     nodes.append(helper.make_node("Add", ["var", "eps"], ["ve"], name="add_eps"))
     nodes.append(helper.make_node("Sqrt", ["ve"], ["std"], name="sqrt"))
     if division == "div":
         nodes.append(helper.make_node("Div", ["d", "std"], ["n"], name="div"))
+    elif division == "one_over":  # torch.rsqrt in the legacy export: Div(1, sqrt) then Mul
+        inits.append(numpy_helper.from_array(np.array(1.0, np.float32), "one"))
+        nodes.append(helper.make_node("Div", ["one", "std"], ["inv"], name="one_over"))
+        nodes.append(helper.make_node("Mul", ["d", "inv"], ["n"], name="mul_inv"))
+    elif division == "two_over":  # a lookalike: 2 / std
+        inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "one"))
+        nodes.append(helper.make_node("Div", ["one", "std"], ["inv"], name="one_over"))
+        nodes.append(helper.make_node("Mul", ["d", "inv"], ["n"], name="mul_inv"))
     else:
         nodes.append(helper.make_node("Reciprocal", ["std"], ["inv"], name="reciprocal"))
         nodes.append(helper.make_node("Mul", ["inv", "d"], ["n"], name="mul_inv"))
@@ -193,8 +210,10 @@ def _ln_graph(square: str = "pow", division: str = "div", affine: str = "both", 
         nodes.append(helper.make_node("Add", [last, "beta"], ["shifted"], name="shift"))
         last = "shifted"
     nodes.append(helper.make_node("Relu", [last], ["y"], name="relu"))
-    graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+              for name in (["x", "z"] if variance_of == "z" else ["x"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)]
+    graph = helper.make_graph(nodes, "ln", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(model)
     return model
@@ -249,7 +268,7 @@ def test_no_layernorm_in_models_without_one(exports):
 @pytest.mark.parametrize("variant", [
     {}, {"square": "mul"}, {"division": "reciprocal"}, {"gamma_first": True}, {"opset": 18},
     {"axes": (-2, -1)}, {"axes": (1, 2)}, {"affine": "none"}, {"affine": "scale"}, {"affine": "shift"},
-    {"eps": 1e-3},
+    {"eps": 1e-3}, {"division": "one_over"}, {"variance_of": "own"}, {"variance_of": "own", "square": "mul"},
 ])
 def test_every_layernorm_variant_is_found_with_its_parameters(variant):
     model = _ln_graph(**variant)
@@ -265,7 +284,8 @@ def test_every_layernorm_variant_is_found_with_its_parameters(variant):
     assert (match.bias is not None) == (affine in ("both", "shift"))
 
 
-@pytest.mark.parametrize("variant", [{"exponent": 3.0}, {"axes": (0,)}, {"axes": (-3, -1)}, {"sub_reversed": True}])
+@pytest.mark.parametrize("variant", [{"exponent": 3.0}, {"axes": (0,)}, {"axes": (-3, -1)}, {"sub_reversed": True},
+                                     {"division": "two_over"}, {"variance_of": "z"}])
 def test_lookalikes_are_not_layernorms(variant):
     assert cu.find_layernorms(_ln_graph(**variant), required=False) == []
 
@@ -273,6 +293,10 @@ def test_lookalikes_are_not_layernorms(variant):
 def test_a_layernorm_whose_inner_tensor_is_also_read_elsewhere_is_not_matched():
     model = _ln_graph()
     model.graph.output.append(helper.make_tensor_value_info("std", TensorProto.FLOAT, [2, 3, 1]))
+    assert cu.find_layernorms(model, required=False) == []
+    model = _ln_graph()  # the centered tensor x - mean also feeds a node outside the pattern
+    model.graph.node.append(helper.make_node("Abs", ["d"], ["d_abs"], name="outside_reader"))
+    model.graph.output.append(helper.make_tensor_value_info("d_abs", TensorProto.FLOAT, [2, 3, 4]))
     assert cu.find_layernorms(model, required=False) == []
 
 
@@ -283,6 +307,16 @@ def test_replacement_inputs_make_ones_and_zeros_when_the_export_had_no_affine():
     assert x is match.input
     np.testing.assert_array_equal(scale.values, np.ones(4, np.float32))
     np.testing.assert_array_equal(bias.values, np.zeros(4, np.float32))
+    # ... and replace_with_node takes those new constants: the one node computes the same as the nine
+    cu.replace_with_node(graph, [x, scale, bias], [match.output], "LayerNormalization",
+                         {"axis": match.axis, "epsilon": match.epsilon})
+    assert [n.op for n in graph.nodes] == ["LayerNormalization", "Relu"]
+    x_value = np.random.default_rng(4).standard_normal((2, 3, 4)).astype(np.float32)
+    (got,) = _run(gs.export_onnx(graph), {"x": x_value})
+    np.testing.assert_allclose(got, np.maximum(_layernorm_numpy(x_value, -1, 1e-5, None, None), 0), atol=1e-5)
+    clash = gs.Constant("x", np.ones(4, np.float32))  # a new constant may not take an existing tensor's name
+    with pytest.raises(cu.CourseError, match="another tensor of this graph has that name"):
+        cu.replace_with_node(graph, [clash], [graph.outputs[0]], "Identity")
 
 
 # --- find_attention_blocks ---------------------------------------------------------------------------
@@ -553,3 +587,177 @@ def test_module_does_not_register_graph_functions():
 
     assert "register(" not in inspect.getsource(graphs)
     assert all(callable(getattr(cu, name)) for name in graphs.__all__)
+
+
+# --- models nobody here wrote the pattern for: other op orders and other exports ----------------------
+
+class VarianceLayerNorm(nn.Module):
+    """A hand-written LayerNorm as many codebases write it: torch.var (its own mean) and rsqrt."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        return torch.relu((x - mean) * torch.rsqrt(var + 1e-6))
+
+
+class TwoTensorLookalike(nn.Module):
+    """x minus its mean, divided by the spread of another tensor (around z's mean, or around x's
+    mean): neither is a LayerNorm of anything."""
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        spread = ((z - z.mean(-1, keepdim=True)) ** 2).mean(-1, keepdim=True)
+        around_x = ((z - x.mean(-1, keepdim=True)) ** 2).mean(-1, keepdim=True)
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(spread + 1e-6) + \
+            (x - x.mean(-1, keepdim=True)) / torch.sqrt(around_x + 1e-6)
+
+
+class EinsumAttention(nn.Module):
+    """Self-attention written with einsum (exported as Einsum nodes, not MatMul)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(DIM, 3 * DIM, bias=False), nn.Linear(DIM, DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = (t.reshape(b, n, HEADS, c // HEADS) for t in self.qkv(x).chunk(3, dim=-1))
+        attn = (torch.einsum("bqhd,bkhd->bhqk", q, k) * (c // HEADS) ** -0.5).softmax(-1)
+        return self.proj(torch.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, n, c))
+
+
+class CosineAttention(nn.Module):
+    """Swin-V2-style attention: Q and K normalized (F.normalize: x / f(x)) before Q x K^T."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(DIM, 3 * DIM), nn.Linear(DIM, DIM)
+        self.logit_scale = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4)
+        attn = nn.functional.normalize(q, dim=-1) @ nn.functional.normalize(k, dim=-1).transpose(-2, -1)
+        attn = (attn * self.logit_scale.exp()).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class GatedQuery(nn.Module):
+    """Q is a projection of x gated by a projection of another tensor: neither factor is computed from
+    the other, so the block is not self-attention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.gate, self.kv, self.proj = (nn.Linear(DIM, DIM), nn.Linear(DIM, DIM), nn.Linear(DIM, 2 * DIM),
+                                                 nn.Linear(DIM, DIM))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        q = self.q(x) * self.gate(memory)
+        return self.proj((q @ k.transpose(-2, -1)).softmax(-1) @ v)
+
+
+class NoOutputProjection(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(DIM, 3 * DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+@pytest.fixture(scope="module")
+def other_exports(tmp_path_factory):
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("other")
+    tokens, memory = torch.randn(1, TOKENS, DIM), torch.randn(1, TOKENS, DIM)
+    made = {}
+    for name, module, args, names in (
+            ("variance", VarianceLayerNorm(), (tokens,), ["x"]),
+            ("lookalike", TwoTensorLookalike(), (tokens, memory), ["x", "z"]),
+            ("einsum", EinsumAttention(), (tokens,), ["x"]),
+            ("cosine", CosineAttention(), (tokens,), ["x"]),
+            ("gated", GatedQuery(), (tokens, memory), ["x", "memory"]),
+            ("noproj", NoOutputProjection(), (tokens,), ["x"])):
+        made[name] = _export(module, args, folder / f"{name}.onnx", 12, names)
+        made[name + "_args"] = {n: a.numpy() for n, a in zip(names, args, strict=True)}
+    return made
+
+
+def test_a_torch_var_layernorm_is_found_and_replaced_exactly(other_exports):
+    model = other_exports["variance"]
+    (match,) = cu.find_layernorms(model)
+    assert match.op_types.count("ReduceMean") == 3 and match.op_types.count("Sub") == 2  # the variance's own mean
+    assert match.epsilon == pytest.approx(1e-6, rel=1e-6) and match.scale is None and match.bias is None
+    assert match.output.outputs[0].op == "Relu"
+    graph = gs.import_onnx(onnx.version_converter.convert_version(onnx.shape_inference.infer_shapes(model), 17))
+    (match,) = cu.find_layernorms(graph)
+    cu.replace_with_node(graph, match.replacement_inputs(), [match.output], "LayerNormalization",
+                         {"axis": match.axis, "epsilon": match.epsilon})
+    assert [n.op for n in graph.nodes] == ["LayerNormalization", "Relu"]
+    feed = other_exports["variance_args"]
+    (want,), (got,) = _run(model, feed), _run(gs.export_onnx(graph), feed)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_normalization_by_another_tensors_spread_is_not_a_layernorm(other_exports):
+    assert cu.find_layernorms(other_exports["lookalike"], required=False) == []
+
+
+def test_einsum_and_cosine_attention_are_found_and_extract_exactly(other_exports):
+    for name, product in (("einsum", "Einsum"), ("cosine", "MatMul")):
+        model = other_exports[name]
+        (block,) = cu.find_attention_blocks(model)
+        assert block.scores_matmul.op == product and block.values_matmul.op == product, name
+        assert block.input_name == "x" and len(block.in_projections) == 1 and block.external_inputs == ()
+        sub = cu.extract_subgraph(model, block.extract_inputs, [block.output_name])
+        check = cu.compare_subgraph(model, sub, feed=other_exports[name + "_args"])
+        assert check.ok and check.max_abs_error < 1e-5, name
+    (cosine,) = cu.find_attention_blocks(other_exports["cosine"])
+    assert cosine.op_counts.get("ReduceL2") == 2  # both normalizations are inside the block
+
+
+def test_no_false_attention_and_the_error_says_which_part_is_missing(other_exports):
+    assert cu.find_attention_blocks(other_exports["gated"], required=False) == []
+    with pytest.raises(cu.CourseError, match=r"Q does not come from a MatMul/Gemm projection"):
+        cu.find_attention_blocks(other_exports["gated"])
+    with pytest.raises(cu.CourseError, match=r"1 x no output projection .* after the product with V"):
+        cu.find_attention_blocks(other_exports["noproj"])
+
+
+def test_cross_attention_error_names_the_reason(exports):
+    with pytest.raises(cu.CourseError, match=r"projected from different tensors \(cross-attention"):
+        cu.find_attention_blocks(exports["cross"])
+
+
+def test_compare_tolerance_is_atol_plus_rtol_times_the_largest_value():
+    # full: y = 100 * x; subgraph: y = 100.01 * x, so the error is 1e-4 of the largest |y| (100 at x = 1).
+    def scale_model(factor: float) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["x", "k"], ["y"])], "scale",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+            [numpy_helper.from_array(np.array(factor, np.float32), "k")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    feed = {"x": np.array([0.25, -0.5, 1.0], np.float32)}
+    full, sub = scale_model(100.0), scale_model(100.01)
+    check = cu.compare_subgraph(full, sub, feed=feed, rtol=2e-4, atol=0.0)
+    assert check.max_abs_error == pytest.approx(0.01, rel=1e-3)
+    assert check.max_rel_errors["y"] == pytest.approx(1e-4, rel=1e-3)
+    assert check.tolerances["y"] == pytest.approx(2e-4 * 100, rel=1e-6) and check.ok
+    assert not cu.compare_subgraph(full, sub, feed=feed, rtol=5e-5, atol=0.0).ok
+    assert cu.compare_subgraph(full, sub, feed=feed, rtol=0.0, atol=0.011).ok
+    assert not cu.compare_subgraph(full, sub, feed=feed, rtol=0.0, atol=0.009).ok
+    for bad in ({"rtol": -1.0}, {"atol": float("nan")}, {"rtol": "1e-4"}):
+        with pytest.raises(cu.CourseError, match="finite number >= 0"):
+            cu.compare_subgraph(full, sub, feed=feed, **bad)
+
+
+def test_replace_rejects_attrs_that_are_not_a_dict_and_repeated_outputs():
+    graph = gs.import_onnx(_ln_graph())
+    with pytest.raises(cu.CourseError, match="attrs must be a dict"):
+        cu.replace_with_node(graph, ["x"], ["n"], "Identity", "epsilon=1e-5")
+    with pytest.raises(cu.CourseError, match="name a tensor twice"):
+        cu.replace_with_node(graph, ["x"], ["n", "n"], "Identity")
+    assert [n.op for n in graph.nodes][:2] == ["ReduceMean", "Sub"]  # nothing was changed

@@ -169,11 +169,17 @@ _MLP_GELUS = [out.name for _, out in _gelu_chains(MLP_MODEL)]
         ({"ex2_outputs": _MLP_GELUS[:1]}, r"missing .* at the end"),
         ({"ex2_outputs": [name.replace("Mul_1", "Erf") for name in _MLP_GELUS]}, r"`ex2_outputs\[0\]` is .*Erf"),
         ({"ex2_outputs": set(_MLP_GELUS)}, r"should be a list"),
+        ({"ex2_outputs": [out for _, out in _gelu_chains(MLP_MODEL)]},
+         r"holds Variable items \(gs tensors: take tensor\.name\)"),
     ],
     context=_model_context,
 )
 def _find_gelus(ex2_outputs: Any, model: Any) -> str:
     expect_type("ex2_outputs", ex2_outputs, (list, tuple), "a list")
+    kinds = sorted({type(item).__name__ for item in ex2_outputs if not isinstance(item, str)})
+    if kinds:
+        extra = " (gs tensors: take tensor.name)" if any(isinstance(i, gs.Tensor) for i in ex2_outputs) else ""
+        raise Wrong(f"`ex2_outputs` holds {', '.join(kinds)} items{extra}; it should hold tensor names (str).")
     want = [out.name for _, out in _gelu_chains(model)]
     expect_sequence("ex2_outputs", list(ex2_outputs), want)
     return f"{len(want)} GELUs; at opset 20 each could be one `Gelu` node (a replacement like step 5's)."
