@@ -157,8 +157,11 @@ def check_exercise(exercise_id: str, /, solution: bool = False, **values: Any) -
     Taught in: every notebook's Exercises section (first in 00_environment_check).
     """
     result = judge_exercise(exercise_id, **values)
-    if solution and not result.right:
-        raise AssertionError(f"the worked solution of exercise {exercise_id} fails its own check:\n{result}")
+    if solution:
+        if not result.right:
+            raise AssertionError(f"the worked solution of exercise {exercise_id} fails its own check:\n{result}")
+        print(f"Exercise {exercise_id} · the worked solution passes its check.")  # says nothing of the answer
+        return
     print(result.message)
 
 
@@ -227,8 +230,8 @@ def expect_sequence(name: str, value: Any, want: Sequence[Any]) -> None:
     want = list(want)
     for index, (got, expected) in enumerate(zip(value, want, strict=False)):
         if got != expected:
-            raise Wrong(f"`{name}[{index}]` is {_show(got)}, expected {_show(expected)} "
-                        f"(the first {index} item(s) are right).")
+            right = f" (the first {index} item(s) are right)" if index else ""
+            raise Wrong(f"`{name}[{index}]` is {_show(got)}, expected {_show(expected)}{right}.")
     if len(value) < len(want):
         raise Wrong(f"`{name}` has {len(value)} item(s), expected {len(want)}: "
                     f"missing {_show(want[len(value):])} at the end.")
