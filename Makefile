@@ -5,6 +5,7 @@
 #   make refresh-notebooks  re-execute notebooks in place (refuses uncommitted edits)
 #   make student            the student edition (no worked solutions) in build/student/
 #   make doctor             what this machine can run
+#   make mutation           mutation testing of the numeric modules (slow, not in make test)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT   ?= 8888
 
-.PHONY: setup course test refresh-notebooks student doctor lint clean gpu-lane wheelhouse verification-table
+.PHONY: setup course test refresh-notebooks student doctor lint clean gpu-lane wheelhouse verification-table mutation
 
 setup: $(STAMP)
 
@@ -55,6 +56,13 @@ wheelhouse: $(STAMP)  # HAVE=freeze.txt (pip freeze of the GPU machine), PYVER=3
 
 verification-table: $(STAMP)
 	$(PY) -m course_utils verification-table
+
+# Mutation testing (setup.cfg, tests/mutation/): about 20 minutes on 2 cores; results in mutants/.
+mutation:
+	$(MAKE) --no-print-directory setup EXTRAS=$(EXTRAS),mutation
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $$(nproc)
+	$(PY) tests/mutation/score.py
 
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor

@@ -167,7 +167,7 @@ class Measurement:
         return f"{self.what}: {self.value / 1e9:.3g} G{self.unit} ({self.timing})"
 
 
-def _torch_device(device: Any) -> Any:
+def _torch_device(device: Any) -> Any:  # pragma: no mutate block
     import torch
 
     try:
@@ -182,7 +182,7 @@ def _torch_device(device: Any) -> Any:
 def measure_peak_flops(
     device: Any = "cpu", *, dtype: Any = None, size: int = 1024, repeats: int = 10,
     warmup: int = 2, number: int = 1, clock: str = "wall",
-) -> Measurement:
+) -> Measurement:  # pragma: no mutate block
     """Peak compute, measured as the FLOP/s of a large square matmul (size x size) in torch.
 
     A big matmul is the most compute-dense kernel there is, so its speed is the practical
@@ -209,7 +209,7 @@ def measure_peak_flops(
 def measure_conv_peak_flops(
     device: Any = "cpu", *, dtype: Any = None, channels: int = 256, size: int = 28, kernel: int = 5,
     repeats: int = 5, warmup: int = 2, clock: str = "wall",
-) -> Measurement:
+) -> Measurement:  # pragma: no mutate block
     """Compute roof measured with a large convolution (channels -> channels, kernel x kernel on a
     size x size map): on CPUs where the convolution library (oneDNN) is faster than the BLAS
     library behind torch.matmul (MKL on AMD processors), this is the higher of the two roofs.
@@ -236,7 +236,7 @@ def measure_conv_peak_flops(
 def measure_bandwidth(
     device: Any = "cpu", *, megabytes: float = 64, repeats: int = 10, warmup: int = 2,
     number: int = 1, clock: str = "wall",
-) -> Measurement:
+) -> Measurement:  # pragma: no mutate block
     """Memory bandwidth, measured as a large tensor copy (bytes read + bytes written per second).
 
     The buffer must be much larger than the caches or the "bandwidth" is the cache's.
@@ -278,7 +278,7 @@ def spec_sheet(device_name: str) -> dict[str, float] | None:
     return None
 
 
-def _precision_settings(precision: str) -> tuple[Any, bool]:
+def _precision_settings(precision: str) -> tuple[Any, bool]:  # pragma: no mutate block
     import torch
 
     table = {"float32": (torch.float32, False), "tf32": (torch.float32, True),
@@ -288,7 +288,7 @@ def _precision_settings(precision: str) -> tuple[Any, bool]:
     return table[precision]
 
 
-def _set_tf32(enabled: bool) -> None:
+def _set_tf32(enabled: bool) -> None:  # pragma: no mutate block
     import torch
 
     # FP32 convolutions silently use TF32 tensor cores by default in torch: say it explicitly.
@@ -301,7 +301,7 @@ def conv_roofline_report(
     kernels: tuple[int, ...] = (1, 7), precisions: tuple[str, ...] = ("float32",),
     matmul_size: int = 1024, copy_megabytes: float = 64, repeats: int = 10, number: int = 1,
     conv_probe: bool | None = None, clock: str = "wall",
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # pragma: no mutate block
     """Measure the roofs of `device` and place KxK convolutions on them; returns plain data.
 
     For every precision: peak FLOP/s (a large matmul; with `conv_probe`, the default on a CPU,
@@ -533,7 +533,7 @@ def _alignment(n: int) -> int:
     return next(a for a in (16, 8, 4, 2, 1) if n % a == 0)
 
 
-def kernels_run(fn: Any, device: Any = "cpu") -> list[str]:
+def kernels_run(fn: Any, device: Any = "cpu") -> list[str]:  # pragma: no mutate block
     """What `fn()` really ran, recorded by `torch.profiler`: CUDA kernel names on a GPU, the
     ATen ops on a CPU (outermost first, `BOOKKEEPING_OPS` left out), each name once.
 
@@ -561,7 +561,9 @@ def kernels_run(fn: Any, device: Any = "cpu") -> list[str]:
     return list(dict.fromkeys(names))  # first-seen order, no repeats
 
 
-def _matmul_case(n: int, dtype: Any, device: Any, repeats: int, number: int) -> dict[str, Any]:
+def _matmul_case(
+    n: int, dtype: Any, device: Any, repeats: int, number: int,
+) -> dict[str, Any]:  # pragma: no mutate block
     import torch
 
     generator = torch.Generator().manual_seed(n)
@@ -581,7 +583,7 @@ def _matmul_case(n: int, dtype: Any, device: Any, repeats: int, number: int) -> 
 def matmul_alignment_report(
     device: Any = "cuda", *, sizes: tuple[int, ...] = (4096, 4104, 4100, 4097),
     dtype: str = "float16", reference_dtype: str = "float32", repeats: int = 20, number: int = 5,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # pragma: no mutate block
     """Time n x n x n matrix products whose n is a multiple of 16, 8, 4 or of nothing, and record
     which kernels ran (`torch.profiler`); returns plain data.
 

@@ -6,6 +6,7 @@ import builtins
 import importlib
 import importlib.metadata
 import json
+import platform
 import subprocess
 import sys
 
@@ -17,13 +18,24 @@ from course_utils import environment, lanes
 
 def test_doctor_reports_this_machine() -> None:
     report = cu.doctor()
-    assert report.python.count(".") == 2
-    assert set(report.packages) == set(environment.COURSE_PACKAGES)
-    assert all(report.packages.values()), report.problems
+    assert report.python == platform.python_version()
+    assert report.packages == {name: importlib.metadata.version(name) for name in environment.COURSE_PACKAGES}
+    assert report.capabilities == sorted(cu.capabilities()) and report.lane == cu.current_lane().name
     assert "00_environment_check.ipynb" in report.runnable_notebooks
     text = str(report)
-    for word in ("torch", "GPU", "TensorRT", "Notebooks:", "onnxruntime"):
-        assert word in text
+    assert f"Your lane:  {report.lane}  (README" in text and f"Next step:  {report.next_step}" in text
+    assert f"torch       {report.packages['torch']} (CUDA build {report.gpu.cuda_version})" in text
+    for name, version in report.packages.items():
+        if name != "torch":
+            assert f"{name:<18}{version}" in text
+    for name, missing in report.notebooks.items():
+        status = "runs fully" if not missing else "its " + ", ".join(missing) + " parts are skipped here"
+        assert f"  {name:<40} {status}" in text
+    gpu = report.gpu
+    if gpu.available:
+        assert f"GPU         {gpu.name}, compute capability {gpu.capability[0]}.{gpu.capability[1]}" in text
+    else:
+        assert f"GPU         none ({gpu.reason})" in text
 
 
 def test_doctor_names_the_install_command_of_a_missing_package(monkeypatch) -> None:
@@ -66,16 +78,66 @@ def test_capabilities_follow_gpu_and_tensorrt() -> None:
     rtx = cu.TensorRTInfo("tensorrt-rtx", "m", "1", True, True, "ok")
     assert cu.capabilities(no_gpu, none) == set()
     assert cu.capabilities(gpu, none) == {"gpu"}
-    assert cu.capabilities(gpu, rtx) == {"gpu", "tensorrt-builder", "tensorrt-runtime"}
+    assert cu.capabilities(gpu, rtx) == {"gpu", "tensorrt-builder", "tensorrt-rtx", "tensorrt-runtime"}
 
 
-def test_doctor_command_line_json() -> None:
+def test_capabilities_of_every_lane_and_its_name(monkeypatch) -> None:
+    # TensorRT 11's row must not depend on whether this machine also has TensorRT-RTX (CI has it).
+    monkeypatch.setattr(lanes, "rtx_installed", lambda: False)
+    # One row per lane of the README's table: (gpu, tensorrt) -> capabilities, lane name.
+    gpu = lanes.GpuInfo(True, "NVIDIA H200", (9, 0))
+    no_gpu = lanes.GpuInfo(False, reason="none")
+    trt11 = cu.TensorRTInfo("tensorrt", "tensorrt", "11.4.0.106", True, True, "ok", has_plugin_api=True)
+    rtx_cpu = cu.TensorRTInfo("tensorrt-rtx", "tensorrt_rtx", "1.7", True, False, "builds only")
+    rtx_gpu = cu.TensorRTInfo("tensorrt-rtx", "tensorrt_rtx", "1.7", True, True, "builds and runs")
+    none = cu.TensorRTInfo(None, None, None, False, False, "missing")
+    rows = [
+        (no_gpu, none, set(), "CPU only"),
+        (gpu, none, {"gpu"}, "NVIDIA GPU"),
+        (gpu, trt11, {"gpu", "tensorrt-builder", "tensorrt-runtime", "tensorrt-plugins"}, "TensorRT GPU machine"),
+        (no_gpu, rtx_cpu, {"tensorrt-builder", "tensorrt-rtx"}, "TensorRT-RTX"),
+        (gpu, rtx_gpu, {"gpu", "tensorrt-builder", "tensorrt-rtx", "tensorrt-runtime"}, "TensorRT-RTX"),  # no plugins
+    ]
+    for gpu_info, tensorrt, found, lane in rows:
+        assert cu.capabilities(gpu_info, tensorrt) == found, lane
+        assert cu.lane_name(found, tensorrt.flavour) == lane
+        assert cu.current_lane(gpu_info, tensorrt).name == lane
+        assert cu.current_lane(gpu_info, tensorrt).can == tuple(sorted(found))
+
+
+def _machine_from_json(data: dict) -> tuple[lanes.GpuInfo, cu.TensorRTInfo]:
+    gpu = dict(data["gpu"], capability=tuple(data["gpu"]["capability"]) if data["gpu"]["capability"] else None)
+    return lanes.GpuInfo(**gpu), cu.TensorRTInfo(**dict(data["tensorrt"], problems=tuple(data["tensorrt"]["problems"])))
+
+
+def test_doctor_command_line_json_agrees_with_itself_and_this_machine() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "course_utils", "doctor", "--json"],
         capture_output=True, text=True, check=True, timeout=120,
     )
     data = json.loads(completed.stdout)
-    assert {"gpu", "packages", "tensorrt", "notebooks", "runnable_notebooks"} <= set(data)
+    gpu, tensorrt = _machine_from_json(data)
+    # The JSON's own parts agree: capabilities follow from its gpu and tensorrt, the lane from those.
+    assert data["capabilities"] == sorted(cu.capabilities(gpu, tensorrt))
+    assert ("gpu" in data["capabilities"]) == data["gpu"]["available"]
+    assert ("tensorrt-builder" in data["capabilities"]) == data["tensorrt"]["can_build"]
+    assert ("tensorrt-runtime" in data["capabilities"]) == data["tensorrt"]["can_run"]
+    assert data["lane"] == cu.lane_name(set(data["capabilities"]), data["tensorrt"]["flavour"])
+    # ... and this machine, probed in this process, is the one it describes.
+    assert data["capabilities"] == sorted(cu.capabilities())
+    assert data["lane"] == cu.current_lane().name
+    assert data["gpu"]["available"] == cu.gpu_info().available and data["gpu"]["name"] == cu.gpu_info().name
+    assert data["tensorrt"]["flavour"] == cu.tensorrt_here().flavour
+    assert data["python"] == platform.python_version()
+    assert data["packages"] == {name: importlib.metadata.version(name) for name in environment.COURSE_PACKAGES}
+    # Notebooks: every course notebook, with exactly the requirements this machine lacks.
+    assert list(data["notebooks"]) == [p.name for p in cu.list_notebooks()]
+    for path in cu.list_notebooks():
+        missing = sorted(set(cu.notebook_requirements(path)) - set(data["capabilities"]))
+        assert data["notebooks"][path.name] == missing, path.name
+    assert data["runnable_notebooks"] == [name for name, missing in data["notebooks"].items() if not missing]
+    assert data["problems"] == [] or all(p.startswith("optional:") for p in data["problems"]), data["problems"]
+    assert data["next_step"] == cu.current_lane().next_step
 
 
 def test_unknown_command_is_refused() -> None:
@@ -119,3 +181,21 @@ def test_doctor_runs_in_a_bare_python_and_names_every_fix(tmp_path) -> None:
     assert "Traceback" not in completed.stdout + completed.stderr
     assert "torch is missing" in completed.stdout and "pip install torch==2.14.1" in completed.stdout
     assert "pip install tensorrt-cu13" in completed.stdout
+
+
+def test_doctor_lists_what_each_notebook_lacks_here(tmp_path, monkeypatch) -> None:
+    import nbformat
+
+    paths = []
+    for name, requires in (("01_cpu.ipynb", []), ("02_engine.ipynb", ["gpu", "tensorrt-runtime"]),
+                           ("03_build.ipynb", ["tensorrt-builder"])):
+        nbformat.write(nbformat.v4.new_notebook(metadata={"course": {"requires": requires}}), tmp_path / name)
+        paths.append(tmp_path / name)
+    monkeypatch.setattr(environment, "list_notebooks", lambda: paths)
+    monkeypatch.setattr(environment, "capabilities", lambda gpu, tensorrt: {"tensorrt-builder"})
+    report = cu.doctor()
+    assert report.notebooks == {"01_cpu.ipynb": [], "02_engine.ipynb": ["gpu", "tensorrt-runtime"],
+                                "03_build.ipynb": []}
+    assert report.runnable_notebooks == ["01_cpu.ipynb", "03_build.ipynb"]
+    assert "  02_engine.ipynb                          its gpu, tensorrt-runtime parts are skipped here" in str(report)
+    assert json.loads(report.to_json())["runnable_notebooks"] == ["01_cpu.ipynb", "03_build.ipynb"]

@@ -84,3 +84,22 @@ def test_every_module_and_public_helper_is_documented() -> None:
                     missing.append(f"{path.stem}.{name}: docstring names neither its notebook "
                                    "('Taught in: NN_name') nor its plumbing role ('Plumbing: ...')")
     assert not missing, "\n".join(missing)
+
+
+def test_the_mutation_testing_config_names_real_files() -> None:
+    # mutmut 3.8.1 reads [tool.mutmut] from pyproject.toml when it exists, else [mutmut] in setup.cfg.
+    import configparser
+
+    assert "mutmut" not in tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}), (
+        "pyproject.toml has [tool.mutmut]: mutmut would ignore setup.cfg; keep one of the two")
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    modules = config.get("mutmut", "only_mutate").split()
+    tests = config.get("mutmut", "pytest_add_cli_args_test_selection").split()
+    assert modules and tests
+    for path in modules + tests + config.get("mutmut", "also_copy").split():
+        assert (ROOT / path).exists(), f"setup.cfg [mutmut] names {path}, which does not exist"
+    survivors = (ROOT / "tests" / "mutation" / "SURVIVORS.md").read_text()
+    for module in modules:
+        name = module.removeprefix("course_utils/").removesuffix(".py")
+        assert re.search(rf"^## {name}\b", survivors, re.MULTILINE), f"SURVIVORS.md has no section for {name}"

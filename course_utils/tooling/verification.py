@@ -139,15 +139,16 @@ def update_readme(check: bool = False, readme: Path | None = None) -> bool:
     """
     readme = readme or repo_root() / "README.md"
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(START) + r"\n(.*?)\n" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(START) + r"\n(.*?)\n?" + re.escape(END), re.DOTALL)
     found = pattern.search(text)
     if not found:
         raise CourseError(f"README.md has no {START} ... {END} markers for the verification table.")
     table = verification_table(load_reports())
-    if found.group(1) == table:
+    if found.group(1).strip("\n") == table.strip("\n"):
         return True
     if not check:
-        readme.write_text(text[:found.start(1)] + table + text[found.end(1):], encoding="utf-8")
+        block = f"{START}\n{table.strip(chr(10))}\n{END}"
+        readme.write_text(text[:found.start()] + block + text[found.end():], encoding="utf-8")
     return False
 
 
