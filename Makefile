@@ -61,7 +61,7 @@ verification-table: $(STAMP)
 mutation:
 	$(MAKE) --no-print-directory setup EXTRAS=$(EXTRAS),mutation
 	rm -rf mutants
-	$(VENV)/bin/mutmut run --max-children $$(nproc)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/mutmut run --max-children $$(nproc)
 	$(PY) tests/mutation/score.py
 
 doctor: $(STAMP)
