@@ -7,6 +7,7 @@ and the ones explained as equivalent). The numbers are derived by hand in the co
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -823,3 +824,382 @@ def test_fused_and_merged_convs_stay_on_the_gpu() -> None:
     assert cu.fuse_conv_bn(conv, bn).weight.is_cuda
     convs = [nn.Conv2d(2, 1, 1).cuda(), nn.Conv2d(2, 2, 1).cuda()]
     assert next(cu.merge_parallel_convs(convs).parameters()).is_cuda
+
+
+# -- calibration -----------------------------------------------------------------------------
+
+
+def _graph_model(nodes, inputs, outputs, inits=(), opset: int = 17, name: str = "g") -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _value(name: str, elem_type: int = TensorProto.FLOAT, shape=None):
+    return helper.make_tensor_value_info(name, elem_type, shape)
+
+
+def test_calibration_reads_torch_tensors_that_require_grad() -> None:
+    # kills _magnitudes 2, 6, 7, 8 and plot_ranges' `hasattr(x, "detach")` mutants and `isinstance(...) or True`:
+    # activations caught by a hook require grad, and numpy refuses those without .detach()
+    import torch
+
+    x = torch.tensor([1.0, -3.0, 2.0], requires_grad=True)
+    assert cu.amax_minmax(x) == 3.0
+    fig = cu.plot_ranges(x, {"minmax": 3.0}, bins=3)
+    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 0.0, 2.0]  # -3 | 1, 2 on [-3, 2] in 3 bins
+
+
+def test_calibration_errors_count_the_bad_values_and_name_the_method() -> None:
+    # kills _magnitudes 31, 33 (the count), amax_percentile 13, 19, 20 and entropy_search 17, 23, 24 (the method),
+    # plot_ranges' `_magnitudes(None / "XXxXX" / "X", x)` (the argument's name)
+    with pytest.raises(cu.CourseError, match=r"^x holds 1 NaN or infinite value\(s\) out of 3"):
+        cu.amax_minmax([1.0, np.nan, 2.0])
+    with pytest.raises(cu.CourseError, match=r"^x holds 1 NaN"):
+        cu.plot_ranges(np.array([np.inf, 1.0, 2.0]), {"minmax": 1.0})
+    with pytest.raises(cu.CourseError, match="same magnitude 2: percentile calibration needs a spread"):
+        cu.amax_percentile([2.0, -2.0])
+    with pytest.raises(cu.CourseError, match="same magnitude 2: entropy calibration needs a spread"):
+        cu.entropy_search([2.0, -2.0])
+
+
+def test_entropy_search_defaults_are_2048_bins_and_128_levels() -> None:
+    # kills entropy_search 1, 2 and amax_entropy 1: candidates keep 128..2048 of 2048 bins, so the first
+    # threshold is max/16 and the chosen one is a whole number of 2048ths of the max (never of 2049ths)
+    x = np.concatenate([np.random.default_rng(5).standard_normal(20_000), [30.0]])
+    search = cu.entropy_search(x)
+    assert search.thresholds.size == 2048 - 128 + 1
+    assert search.thresholds[0] == pytest.approx(30.0 / 16, rel=1e-12)
+    amax = cu.amax_entropy(x)
+    assert amax == search.amax < 10.0
+    kept = amax / 30.0 * 2048
+    assert abs(kept - round(kept)) < 1e-9
+
+
+def test_entropy_search_small_known_answers() -> None:
+    # kills entropy_search 5 and 13 (two bins and two levels is allowed) and 91 (a group with one filled bin
+    # gives that bin the group's whole count)
+    two = cu.entropy_search([0.1, 1.0], bins=2, levels=2)
+    assert two.thresholds.tolist() == [1.0] and two.divergences.tolist() == [0.0] and two.amax == 1.0
+    # |x| = 0.1, 0.3, 1.0 in 4 bins on [0, 1]: hist [1, 1, 0, 1] (bin 0 := bin 1 = 1). Candidates keep 2, 3, 4 bins:
+    #   2: P = [1, 2] / 3, Q = [1, 1] / 2                -> KL = 1/3 ln(2/3) + 2/3 ln(4/3)
+    #   3: groups [0, 0, 1]; bin 2 is empty but P[2] = 1 (the folded tail)  -> infinite
+    #   4: groups [0, 0, 1, 1]; Q = [1, 1, 0, 1] / 3 = P                      -> 0
+    search = cu.entropy_search([0.1, -0.3, 1.0], bins=4, levels=2)
+    assert search.thresholds.tolist() == [0.5, 0.75, 1.0]
+    assert search.divergences[0] == pytest.approx(math.log(2 / 3) / 3 + 2 * math.log(4 / 3) / 3, rel=1e-12)
+    assert search.divergences[1] == math.inf and search.divergences[2] == 0.0 and search.amax == 1.0
+
+
+def test_symmetric_qparams_below_one_from_fp16_and_at_four_bits() -> None:
+    # kills symmetric_qparams 17 (amax < 1 is fine), 5 and 7 (an FP16 amax is divided in float64, not in FP16:
+    # 1/127 in FP16 is 0.0078735, 6e-5 off) and 31 (the bit width reaches make_qparams)
+    assert cu.symmetric_qparams(0.635).scale.item() == pytest.approx(0.005)
+    assert cu.symmetric_qparams(np.float16(1.0)).scale.item() == pytest.approx(1 / 127, rel=1e-6)
+    assert cu.symmetric_qparams(7.0, bits=4).describe() == "INT4 symmetric per-tensor, scale 1, levels [-7, 7]"
+
+
+def test_plot_ranges_figure_known_properties() -> None:
+    # kills plot_ranges' figsize, hist (bins, colour, alpha), line (x, colour, width), label and font-size mutants
+    from matplotlib.colors import to_rgba
+
+    x = np.array([-2.0, -1.0, 0.5, 1.0, 3.0])
+    fig = cu.plot_ranges(x, {"minmax": 3.0, "entropy (2048 bins)": 1.5, "mine": 0.5}, title="t", bins=4)
+    assert fig.get_size_inches().tolist() == [7.5, 3.2]
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == [2.0, 0.0, 2.0, 1.0]  # [-2, 3] in bins of 1.25
+    assert ax.patches[0].get_facecolor() == to_rgba("#4c72b0", 0.85) and ax.patches[0].get_alpha() == 0.85
+    lines = [(line.get_xdata()[0], line.get_color(), line.get_linewidth()) for line in ax.lines]
+    assert lines == [(3.0, "#c44e52", 1.6), (-3.0, "#c44e52", 1.6), (1.5, "#55a868", 1.6), (-1.5, "#55a868", 1.6),
+                     (0.5, "#8172b3", 1.6), (-0.5, "#8172b3", 1.6)]  # signed data: a line at -amax too
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title(), ax.title.get_fontsize()) == ("value", "count (log)",
+                                                                                            "t", 9.0)
+    assert {text.get_fontsize() for text in ax.get_legend().get_texts()} == {8.0}
+    assert len(cu.plot_ranges(np.arange(5.0), {"minmax": 4.0}).axes[0].lines) == 1  # min 0: no line at -amax
+    assert len(cu.plot_ranges(np.arange(5.0), {"minmax": 4.0}).axes[0].patches) == 100  # the default bins
+    assert cu.plot_ranges(np.arange(5.0), {"minmax": 4.0}).axes[0].get_title() == ""  # kills plot_ranges 1
+    with pytest.raises(cu.CourseError, match="must be a positive number"):
+        cu.plot_ranges(x, {"minmax": 0.0})
+
+
+def test_plot_ranges_histograms_batches_and_fp16_values_in_float64() -> None:
+    # kills plot_ranges' `isinstance(x, list | tuple) and False`, `np.concatenate(None)`, `np.asarray(None)` (batches
+    # of different lengths) and `dtype=None` (FP16 values would get FP16 bin edges: 2/7 becomes 0.28564)
+    fig = cu.plot_ranges([np.array([1.0, -2.0]), np.array([4.0])], {"minmax": 4.0}, bins=3)
+    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 1.0, 1.0]
+    fig = cu.plot_ranges(np.linspace(-1, 1, 201).astype(np.float16), {"minmax": 1.0}, bins=7)
+    assert [p.get_width() for p in fig.axes[0].patches] == pytest.approx([2 / 7] * 7, rel=1e-12)
+
+
+def _summary() -> cu.QdqSummary:
+    both, dq = ("QuantizeLinear", "DequantizeLinear"), ("DequantizeLinear",)
+    return cu.QdqSummary("m", [cu.QdqTensor("x", "activation", "uint8", 1, None, (128,), both),
+                               cu.QdqTensor("w", "weight", "int8", 3, 0, (0,), dq),
+                               cu.QdqTensor("b", "bias", "int32", 3, 0, (0,), dq)],
+                         {"QuantizeLinear": 1, "DequantizeLinear": 3})
+
+
+def test_qdq_summary_text_known_answers() -> None:
+    # kills QdqSummary.__str__ and QdqSummary.table mutants: the exact text of a small summary
+    header = "tensor  role        type   zero pt  granularity"
+    rows = ["x       activation  uint8  128      per-tensor",
+            "w       weight      int8   0        per-channel (axis 0, 3)",
+            "b       bias        int32  0        per-channel (axis 0, 3)"]
+    summary = _summary()
+    assert str(summary) == "\n".join(["m: 1 QuantizeLinear, 3 DequantizeLinear; 1 weights, 1 activations, 1 biases "
+                                      "quantized", header, *rows])
+    assert summary.table(limit=None) == summary.table(limit=3) == "\n".join([header, *rows])
+    assert summary.table(limit=1) == "\n".join([header, rows[0], "... 2 more"])
+    assert str(cu.QdqSummary("e", [], {})) == ("e: 0 QuantizeLinear, 0 DequantizeLinear; 0 weights, 0 activations, "
+                                               "0 biases quantized")
+    only_bias = cu.QdqSummary("b", summary.tensors[2:], {"DequantizeLinear": 1})
+    assert str(only_bias).splitlines()[0].endswith("0 weights, 0 activations, 1 biases quantized")
+    many = cu.QdqSummary("n", [summary.tensors[1]] * 31, {"DequantizeLinear": 31})
+    assert many.table().splitlines()[-1] == "... 1 more" and len(many.table().splitlines()) == 32  # 30 rows shown
+    long = cu.QdqTensor("n" * 50, "activation", "int8", 1, None, (1, 2, 3, 4), ("DequantizeLinear",))
+    assert cu.QdqSummary("l", [long], {}).table().splitlines() == [
+        "tensor" + " " * 38 + "  role        type   zero pt  granularity",
+        "n" * 44 + "  activation  int8   1,2,3    per-tensor"]  # names cut at 44, three zero points shown
+
+
+def test_problems_for_tensorrt_known_answers() -> None:
+    # kills problems_for_tensorrt 4, 7-9, 14, 20-23, 25-27, 31, 32: the exact advice, and fp8/int4 are accepted
+    assert _summary().problems_for_tensorrt() == [
+        "x: uint8 Q/DQ; TensorRT's INT8 is signed int8 (quantize_static: activation_type=weight_type=QuantType.QInt8)",
+        "x: zero point(s) [128]; TensorRT needs 0 (symmetric: extra_options={'ActivationSymmetric': True})",
+        "b: INT32 through DequantizeLinear (a quantized bias); TensorRT-RTX rejects it "
+        "(quantize_static: extra_options={'QuantizeBias': False})"]
+    assert cu.QdqSummary("e", [], {}).problems_for_tensorrt() == [
+        "no QuantizeLinear/DequantizeLinear nodes: TensorRT 11 builds this model in the precision of its tensors "
+        "(FP32 or FP16 casts); INT8 needs Q/DQ nodes in the file"]
+    dq = ("DequantizeLinear",)
+    fine = [cu.QdqTensor("f", "weight", "float8e4m3fn", 1, None, (0,), dq),
+            cu.QdqTensor("i", "weight", "int4", 1, None, (0,), dq)]
+    assert cu.QdqSummary("ok", fine, {}).problems_for_tensorrt() == []
+    five = cu.QdqTensor("z", "activation", "int8", 1, None, (1, 2, 3, 4, 5), dq)
+    assert cu.QdqSummary("z", [five], {}).problems_for_tensorrt() == [
+        "z: zero point(s) [1, 2, 3, 4]; TensorRT needs 0 (symmetric: extra_options={'ActivationSymmetric': True})"]
+
+
+def _array(name: str, value, dtype) -> TensorProto:
+    return onnx.numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+def test_qdq_summary_roles_axes_and_types_of_every_kind_of_layer() -> None:
+    # kills qdq_summary 147-155 (ConvTranspose/Gemm/MatMul weights), 166-171 (ConvTranspose/Gemm biases),
+    # 139 and 141 (a DequantizeLinear output nobody reads), 92 (a bias dequantized without zero point is int32),
+    # 95 (a DequantizeLinear of an integer input takes its zero point's type), 199, 206, 207 (no type known: int8),
+    # 129-131 (the type a later node gives), 210, 211, 213, 220, 221 (axis: None per tensor, default 1 per channel),
+    # 246, 248 (FP16 scales are kept as float32)
+    inits = [_array("s", 0.1, np.float32), _array("s16", 0.5, np.float16), _array("s2", [0.1, 0.2], np.float32),
+             _array("wt", np.ones((2, 2, 1, 1)), np.int8), _array("bt", [1, 2], np.int32),
+             _array("wg", np.ones((2, 2)), np.int8), _array("bg", [1, 2], np.int32),
+             _array("wm", np.ones((2, 2)), np.int8), _array("zu", 128, np.uint8)]
+    dq = "DequantizeLinear"
+    nodes = [helper.make_node(dq, ["wt", "s2"], ["wt_f"]), helper.make_node(dq, ["bt", "s"], ["bt_f"]),
+             helper.make_node("ConvTranspose", ["x", "wt_f", "bt_f"], ["ct"]),
+             helper.make_node(dq, ["wg", "s16"], ["wg_f"]), helper.make_node(dq, ["bg", "s"], ["bg_f"]),
+             helper.make_node("Gemm", ["a", "wg_f", "bg_f"], ["gm"]),
+             helper.make_node(dq, ["wm", "s"], ["wm_f"]), helper.make_node("MatMul", ["a", "wm_f"], ["mm"]),
+             helper.make_node(dq, ["xin", "s", "zu"], ["xin_f"]),
+             helper.make_node(dq, ["xi8", "s"], ["xi8_f"]),
+             helper.make_node(dq, ["xu", "s"], ["xu_a"]), helper.make_node(dq, ["xu", "s", "zu"], ["xu_b"])]
+    inputs = [_value("x", shape=[1, 2, 2, 2]), _value("a", shape=[1, 2]), _value("xin", TensorProto.UINT8, [2]),
+              _value("xi8", TensorProto.INT8, [2]), _value("xu", TensorProto.UINT8, [2])]
+    outputs = [_value(n) for n in ("ct", "gm", "mm", "xin_f", "xi8_f", "xu_a", "xu_b")]
+    summary = cu.qdq_summary(_graph_model(nodes, inputs, outputs, inits, opset=19))
+    assert [(t.tensor, t.role, t.dtype, t.scales, t.axis) for t in summary.tensors] == [
+        ("wt", "weight", "int8", 2, 1), ("bt", "bias", "int32", 1, None), ("wg", "weight", "int8", 1, None),
+        ("bg", "bias", "int32", 1, None), ("wm", "weight", "int8", 1, None), ("xin", "activation", "uint8", 1, None),
+        ("xi8", "activation", "int8", 1, None), ("xu", "activation", "uint8", 1, None)]
+    wg = summary.tensors[2]
+    assert wg.scale.dtype == np.float32 and wg.scale.tolist() == [0.5]
+    assert summary.tensors[5].zero_points == (128,)
+
+
+def test_qdq_summary_output_dtype_names_and_qat_weights(tmp_path) -> None:
+    # kills qdq_summary 60, 62, 65-68 (opset 21's output_dtype: int8 without a zero point), 5, 8-10 (the label)
+    # and _constant_values 13, 14 (only Identity passes a constant on: a QAT weight's QuantizeLinear output is not
+    # the float weight, so its type stays the zero point's int8)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s"], ["xq"], output_dtype=TensorProto.INT8),
+             helper.make_node("DequantizeLinear", ["xq", "s"], ["xd"]),
+             helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"]),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["y"])]
+    inits = [_array("s", 0.1, np.float32), _array("z", 0, np.int8), _array("w", np.ones((1, 1, 1, 1)), np.float32)]
+    model = _graph_model(nodes, [_value("x", shape=[1, 1, 2, 2])], [_value("y")], inits, opset=21, name="qdq21")
+    summary = cu.qdq_summary(model)
+    assert summary.name == "qdq21"
+    assert [(t.tensor, t.role, t.dtype, t.nodes) for t in summary.tensors] == [
+        ("x", "activation", "int8", ("QuantizeLinear", "DequantizeLinear")),
+        ("w", "weight", "int8", ("QuantizeLinear", "DequantizeLinear"))]
+    model.graph.name = ""
+    assert cu.qdq_summary(model).name == "model"
+    onnx.save(model, tmp_path / "b.onnx")
+    assert cu.qdq_summary(tmp_path / "b.onnx").name == "b.onnx"
+
+
+def test_a_scale_computed_by_a_node_is_not_a_constant() -> None:
+    # kills _constant_values 13, 14: only Constant and Identity nodes give constants; a Mul of two constants is
+    # computed at run time (reading its first input as the scale would give 0.1, not 0.2)
+    nodes = [helper.make_node("Mul", ["s", "two"], ["s2"], name="double"),
+             helper.make_node("DequantizeLinear", ["w", "s2"], ["wd"], name="dq_w"),
+             helper.make_node("MatMul", ["x", "wd"], ["y"])]
+    inits = [_array("s", 0.1, np.float32), _array("two", 2.0, np.float32), _array("w", np.ones((2, 2)), np.int8)]
+    model = _graph_model(nodes, [_value("x", shape=[1, 2])], [_value("y")], inits)
+    with pytest.raises(cu.CourseError, match="DequantizeLinear node 'dq_w' has no constant scale"):
+        cu.qdq_summary(model)
+
+
+def _fp16_risk_model() -> onnx.ModelProto:
+    """A Constant (int64, no float tensor), then y = reshape(relu(x)) * 1000 / 100; the Div node has no name."""
+    nodes = [helper.make_node("Constant", [], ["shape"], name="shape_const",
+                              value=_array("shape_value", [-1, 2], np.int64)),
+             helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Reshape", ["r", "shape"], ["rr"], name="reshape"),
+             helper.make_node("Mul", ["rr", "k"], ["big"], name="scale_up"),
+             helper.make_node("Div", ["big", "hundred"], ["y"])]
+    inits = [_array("k", 1000.0, np.float32), _array("hundred", 100.0, np.float32)]
+    return _graph_model(nodes, [_value("x", shape=[None, 2])], [_value("y", shape=[None, 2])], inits)
+
+
+def test_fp16_overflows_known_answers() -> None:
+    # kills fp16_overflows 63 (a node without float tensors is skipped, not the end), 80 (an unnamed node is named by
+    # its first output), 42 (the feed's own values count), 69 (65504 itself fits FP16), 9 (a limit under 1),
+    # 45, 49, 50 (empty tensors peak at 0)
+    def found(x, **options):
+        return [(f.node, f.op_type, f.tensor) for f in cu.fp16_overflows(_fp16_risk_model(),
+                                                                          {"x": np.array(x, np.float32)}, **options)]
+
+    assert found([[70.0, 1.0]]) == [("scale_up", "Mul", "big"), ("y", "Div", "big")]  # 70 * 1000 = 70000
+    assert found([[-70000.0, 1.0]]) == [("relu", "Relu", "x")]  # relu(x) is 0 and 1: only x is too large
+    assert found([[-65504.0, 1.0]]) == []
+    assert found([[0.25, 0.0]], limit=0.5) == [("scale_up", "Mul", "big"), ("y", "Div", "big")]  # 250 and 2.5
+    assert found(np.zeros((0, 2)), limit=0.5) == []
+
+
+def test_fp16_overflows_feed_checks() -> None:
+    # kills fp16_overflows 3 (a list is not a dict), 25 and 51 (string tensors are not numbers to check),
+    # an unknown feed name is an error whether or not the model has to run
+    x = np.array([[70000.0, 1.0]], np.float32)
+    for bad in ({}, [("x", x)]):
+        with pytest.raises(cu.CourseError, match=r"feed must be a dict \{input name: array\} with real inputs"):
+            cu.fp16_overflows(_fp16_risk_model(), bad)
+    strings = _graph_model([helper.make_node("Identity", ["s"], ["t"], name="copy"),
+                            helper.make_node("Relu", ["x"], ["r"], name="relu")],
+                           [_value("x", shape=[1, 2]), _value("s", TensorProto.STRING, [1])],
+                           [_value("t", TensorProto.STRING, [1]), _value("r", shape=[1, 2])])
+    found = cu.fp16_overflows(strings, {"x": x, "s": np.array(["a"], dtype=object)})
+    assert [(f.node, f.tensor) for f in found] == [("relu", "x")]
+    argmax = _graph_model([helper.make_node("ArgMax", ["x"], ["i"], name="argmax", axis=1)],
+                          [_value("x", shape=[1, 2])], [_value("i", TensorProto.INT64, [1, 1])])
+    found = cu.fp16_overflows(argmax, {"x": x})
+    assert [(f.node, f.tensor, f.max_abs) for f in found] == [("argmax", "x", 70000.0)]
+    wrong_feed = r"feed must be a dict with exactly the model's inputs \['(s', ')?x'\], got \['unused', 'x'\]"
+    for model in (argmax, strings):
+        with pytest.raises(cu.CourseError, match=wrong_feed):
+            cu.fp16_overflows(model, {"x": x, "unused": x})
+
+
+def _save(model: onnx.ModelProto, path):
+    onnx.save(model, path)
+    return path
+
+
+def _eye_classifier(path, input_name: str = "x"):
+    """logits = x @ I (3 classes)."""
+    return _save(_graph_model([helper.make_node("MatMul", [input_name, "eye"], ["logits"])],
+                              [_value(input_name, shape=[None, 3])], [_value("logits", shape=[None, 3])],
+                              [_array("eye", np.eye(3), np.float32)]), path)
+
+
+@pytest.fixture
+def fake_benchmark(monkeypatch):
+    """cu.benchmark replaced by one call of the timed function: its arguments and result are recorded."""
+    from course_utils import timing
+
+    calls = []
+
+    def benchmark(fn, **options):
+        calls.append((fn(), options))
+        return SimpleNamespace(median_s=1e-3, iqr_s=1e-4)
+
+    monkeypatch.setattr(timing, "benchmark", benchmark)
+    return calls
+
+
+def test_score_model_session_and_benchmark_settings(tmp_path, monkeypatch, fake_benchmark) -> None:
+    # kills _session 4, 6, 8, 9, 11, 12, 14-16 and score_model 1-4, 108, 111-114, 118, 120: onnxruntime gets a quiet
+    # CPU session with `threads` intra-op threads and 1 inter-op thread; the benchmark times one image, 30 x 10
+    import onnxruntime
+
+    sessions, real = [], onnxruntime.InferenceSession
+
+    def spy(*args, **kwargs):
+        sessions.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", spy)
+    path = _eye_classifier(tmp_path / "clf.onnx")
+    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+    score = cu.score_model("clf", path, x, [0, 1])
+    (args, kwargs), = sessions
+    assert args[0] == str(path) and kwargs == {"providers": ["CPUExecutionProvider"]}
+    options = args[1]
+    assert (options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level) == (1, 1, 3)
+    (outputs, settings), = fake_benchmark
+    assert settings == {"repeats": 30, "warmup": 3, "number": 10, "name": "clf"}
+    assert outputs[0].tolist() == [[3.0, 1.0, 0.0]]  # the session's answer for the first image only
+    assert score.path == path and score.accuracy == 1.0
+    cu.score_model("clf", path, x, [0, 1], threads=3)
+    assert sessions[1][0][1].intra_op_num_threads == 3
+
+
+def test_score_model_reference_evaluator_computes_in_fp16(tmp_path, fake_benchmark) -> None:
+    # kills score_model 43-45 (which evaluator runs), 49 (no numpy warning from an FP16 overflow), 57 (images as
+    # float32: int images would give float64 logits through the reference evaluator)
+    k, h = _array("k", 1000, np.float16), _array("h", 100, np.float16)
+    nodes = [helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16),
+             helper.make_node("Mul", ["xh", "k"], ["big"]),
+             helper.make_node("Div", ["big", "h"], ["small"]),
+             helper.make_node("Cast", ["small"], ["y"], to=TensorProto.FLOAT)]
+    path = _save(_graph_model(nodes, [_value("x", shape=[None, 2])], [_value("y", shape=[None, 2])], [k, h]),
+                 tmp_path / "fp16.onnx")
+    x = np.array([[70, 1], [1, 2]], np.float32)  # 70 * 1000 overflows FP16; onnxruntime computes it in FP32
+    assert cu.score_model("ort", path, x, [0, 1]).predictions.tolist() == [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reference = cu.score_model("ref", path, x, [0, 1], evaluator="reference")
+    assert reference.predictions.tolist() == [-1, 1] and np.isinf(reference.logits[0, 0])
+    clf = _eye_classifier(tmp_path / "clf.onnx")
+    logits = cu.score_model("int", clf, np.array([[3, 1, 0], [0, 2, 1]]), [0, 1], evaluator="reference").logits
+    assert logits.dtype == np.float32 and logits.tolist() == [[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]]
+
+
+def test_score_model_errors_cut_the_message_and_want_two_dimensional_logits(tmp_path, fake_benchmark) -> None:
+    # kills score_model 66, 67, 69 (the first 300 characters of onnxruntime's message) and 70 (1-D logits)
+    path = _eye_classifier(tmp_path / "long.onnx", input_name="x" * 400)  # onnxruntime's message names the input
+    prefix = "onnxruntime could not run long.onnx on images of shape (2, 5): "
+    with pytest.raises(cu.CourseError) as error:
+        cu.score_model("m", path, np.ones((2, 5), np.float32), [0, 1])
+    message = str(error.value)
+    assert message.startswith(prefix + "[ONNXRuntimeError]") and len(message) == len(prefix) + 300
+    summed = _save(_graph_model([helper.make_node("ReduceSum", ["x", "axes"], ["logits"], keepdims=0)],
+                                [_value("x", shape=[None, 3])], [_value("logits", shape=[None])],
+                                [_array("axes", [1], np.int64)]), tmp_path / "sum.onnx")
+    with pytest.raises(cu.CourseError, match=r"sum.onnx returned shape \(2,\); expected \(N, classes\) logits"):
+        cu.score_model("m", summed, np.ones((2, 3), np.float32), [0, 1])
+
+
+def test_precision_table_known_text() -> None:
+    # kills precision_table 31-39, 45-47, 49, 51, 59, 61: the exact table, with a short and a long baseline name
+    latency = SimpleNamespace(median_s=1.5e-3, iqr_s=2e-6)
+    fp32 = cu.ModelScore("FP32", None, 0.75, None, 2048, latency, np.zeros(1), np.zeros(1))
+    int8 = cu.ModelScore("INT8-long", None, 0.5, 0.875, 3072, latency, np.zeros(1), np.zeros(1), "reference")
+    assert cu.precision_table([fp32, int8]).splitlines() == [
+        "model      accuracy    vs FP32   agrees       size     onnxruntime latency  outputs by",
+        "FP32         75.00%                         2.0 KiB           1.5 ms ± 2 µs  onnxruntime",
+        "INT8-long    50.00%  -25.00 pt    87.5%     3.0 KiB           1.5 ms ± 2 µs  reference"]
+    assert cu.precision_table([fp32, int8], baseline="INT8-long").splitlines() == [
+        "model      accuracy  vs INT8-long   agrees       size     onnxruntime latency  outputs by",
+        "FP32         75.00%     +25.00 pt              2.0 KiB           1.5 ms ± 2 µs  onnxruntime",
+        "INT8-long    50.00%                  87.5%     3.0 KiB           1.5 ms ± 2 µs  reference"]
