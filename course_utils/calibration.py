@@ -461,7 +461,7 @@ def fp16_overflows(model: Any, feed: Mapping[str, np.ndarray], limit: float = FP
     """
     from onnx import TensorProto
 
-    from .graphs import intermediate_values
+    from .graphs import check_feed, intermediate_values
 
     proto = _load(model)
     if not isinstance(feed, Mapping) or not feed:
@@ -469,10 +469,7 @@ def fp16_overflows(model: Any, feed: Mapping[str, np.ndarray], limit: float = FP
                           "overflows).")
     if not (isinstance(limit, int | float) and limit > 0):
         raise CourseError(f"limit must be a positive number (FP16's largest value is {FP16_MAX}), got {limit!r}.")
-    weights = {init.name for init in proto.graph.initializer}
-    inputs = [v.name for v in proto.graph.input if v.name not in weights]
-    if set(feed) != set(inputs):  # the same rule as intermediate_values, also when the model need not run
-        raise CourseError(f"feed must be a dict with exactly the model's inputs {sorted(inputs)}, got {sorted(feed)}.")
+    check_feed(proto, dict(feed))  # also when no node output is a float and the model need not run
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(proto)

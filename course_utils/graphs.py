@@ -782,6 +782,18 @@ def _session(model: onnx.ModelProto) -> Any:
         raise CourseError(f"onnxruntime cannot load this model: {str(error).splitlines()[0][:400]}") from None
 
 
+def check_feed(proto: onnx.ModelProto, feed: Any) -> set[str]:
+    """The model's inputs (graph inputs that are not initializers); a CourseError unless `feed`
+    is a dict with exactly those names. Plumbing: intermediate_values, calibration.fp16_overflows.
+    """
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = {v.name for v in proto.graph.input if v.name not in initializers}
+    if not isinstance(feed, dict) or set(feed) != inputs:
+        raise CourseError(f"feed must be a dict with exactly the model's inputs {sorted(inputs)}, "
+                          f"got {sorted(feed) if isinstance(feed, dict) else type(feed).__name__}.")
+    return inputs
+
+
 def intermediate_values(
     model: ModelLike, names: Sequence[str], feed: dict[str, np.ndarray] | None = None, seed: int = 0,
 ) -> dict[str, np.ndarray]:
@@ -799,10 +811,7 @@ def intermediate_values(
     initializers = {t.name: t for t in proto.graph.initializer}
     if feed is None:
         feed = _generated_feed(proto, seed)
-    inputs = {v.name for v in proto.graph.input if v.name not in initializers}
-    if not isinstance(feed, dict) or set(feed) != inputs:
-        raise CourseError(f"feed must be a dict with exactly the model's inputs {sorted(inputs)}, "
-                          f"got {sorted(feed) if isinstance(feed, dict) else type(feed).__name__}.")
+    inputs = check_feed(proto, feed)
     constants = {out: node for node in proto.graph.node if node.op_type == "Constant" for out in node.output}
     computed = [name for name in wanted if name not in initializers and name not in inputs and name not in constants]
     values: dict[str, np.ndarray] = {}
